@@ -1,0 +1,240 @@
+"""Batch suggestions by multi-objective Bayesian optimization over the mixed search space.
+
+The categorical inputs have few valid combinations (7 for the seed campaign once ``addition`` is
+dropped without carbonate), so rather than relaxing them we enumerate them:
+
+1. score ``raw_samples_per_combo`` Sobol points of the continuous inputs under every combination;
+2. polish the best ``restarts`` of them with L-BFGS-B over the continuous inputs only, categories and
+   condition-fixed values (``k_ratio`` = 0 without carbonate) held fixed;
+3. round to the configured steps, drop near-duplicates of measured, pending or already chosen recipes,
+   keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
+
+The acquisition is qLogNEHVI (or qLogNParEGO) on the per-target GPs, with minimized targets negated.
+Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
+from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from botorch.generation.gen import gen_candidates_scipy
+from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.sampling import sample_simplex
+from torch import Tensor
+from torch.quasirandom import SobolEngine
+
+from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
+from optimize.models import FittedModels
+
+_EVAL_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One valid assignment of the categorical inputs plus the continuous values it fixes.
+
+    ``fixed`` maps feature index -> encoded value (categorical codes and condition-set values).
+    """
+
+    fixed: dict[int, float]
+
+
+def enumerate_combos(config: CampaignConfig, encoder) -> list[Combo]:
+    """All valid categorical combinations under the config's conditions, without repeats."""
+    cats = [inp for inp in config.inputs if isinstance(inp, CategoricalInput)]
+    names = encoder.names
+    combos: dict[tuple, Combo] = {}
+    for values in itertools.product(*(inp.choices for inp in cats)):
+        recipe = dict(zip((c.name for c in cats), values))
+        fixed: dict[int, float] = {}
+        for cond in config.applicable_conditions(recipe):
+            for name in cond.inactive:
+                recipe[name] = None
+            for name, v in cond.set.items():
+                fixed[names.index(name)] = encoder.scale(name, v)
+        for c in cats:
+            feat = encoder.features[names.index(c.name)]
+            v = recipe[c.name]
+            fixed[names.index(c.name)] = float(feat.not_applicable if v is None else feat.choices.index(v))
+        key = tuple(sorted(fixed.items()))
+        combos.setdefault(key, Combo(fixed))
+    return list(combos.values())
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Chosen recipes (``n x d`` encoded) and the acquisition value of each when it was chosen."""
+
+    X: Tensor
+    acquisition_values: np.ndarray
+    strategy: str
+
+
+def _steps(config: CampaignConfig, encoder) -> dict[int, float]:
+    out = {}
+    for inp in config.inputs:
+        if isinstance(inp, ContinuousInput) and inp.step:
+            out[encoder.names.index(inp.name)] = inp.step / (inp.upper - inp.lower)
+    return out
+
+
+def _round(X: Tensor, steps: dict[int, float], encoder) -> Tensor:
+    """Round continuous features to their steps (in raw units, anchored at the lower bound). ``n x d``."""
+    X = X.clone()
+    for j, s in steps.items():
+        X[:, j] = (torch.round(X[:, j] / s) * s).clamp(0.0, 1.0)
+    return X
+
+
+def _is_duplicate(x: Tensor, others: Tensor, cont_dims: list[int], cat_dims: list[int], tol: float) -> bool:
+    """``x`` (``d``) matches a row of ``others`` (``m x d``): same categories, continuous within ``tol``."""
+    if others.numel() == 0:
+        return False
+    same_cat = (others[:, cat_dims] == x[cat_dims]).all(dim=-1) if cat_dims else torch.ones(len(others), dtype=torch.bool)
+    close = (others[:, cont_dims] - x[cont_dims]).abs().max(dim=-1).values <= tol
+    return bool((same_cat & close).any())
+
+
+def _evaluate(acqf, X: Tensor) -> Tensor:
+    """Acquisition values of ``X`` (``n x d``) as ``n`` points with q = 1, in chunks."""
+    with torch.no_grad():
+        return torch.cat([acqf(X[i : i + _EVAL_CHUNK].unsqueeze(-2)) for i in range(0, len(X), _EVAL_CHUNK)])
+
+
+def _build_acqf(config: CampaignConfig, fitted: FittedModels, X_baseline: Tensor, X_pending: Tensor | None, step: int, seed: int):
+    settings = config.acquisition
+    model = fitted.botorch_model()
+    signs = torch.tensor([t.sign for t in config.targets], dtype=torch.double)
+    objective = WeightedMCMultiOutputObjective(weights=signs)
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
+    pending = X_pending if X_pending is not None and len(X_pending) else None
+    if settings.kind == "qlognehvi":
+        ref = signs * torch.tensor([t.reference for t in config.targets], dtype=torch.double)
+        return qLogNoisyExpectedHypervolumeImprovement(
+            model=model, ref_point=ref.tolist(), X_baseline=X_baseline, sampler=sampler, objective=objective,
+            X_pending=pending, prune_baseline=True, cache_root=False,
+        )
+    weights = sample_simplex(len(config.targets), dtype=torch.double, seed=seed + 7919 * step).squeeze(0)
+    return qLogNParEGO(
+        model=model, X_baseline=X_baseline, scalarization_weights=weights, sampler=sampler,
+        objective=objective, X_pending=pending, prune_baseline=True, cache_root=False,
+    )
+
+
+def propose(
+    config: CampaignConfig,
+    fitted: FittedModels,
+    X_measured: Tensor,
+    X_pending: Tensor,
+    n: int,
+    seed: int,
+) -> Proposal:
+    """Propose ``n`` recipes (encoded, ``n x d``).
+
+    Args:
+        X_measured: ``m x d`` encoded experiments (the NEHVI baseline; also never repeated).
+        X_pending: ``p x d`` encoded suggestions not yet measured (treated as pending points).
+    """
+    encoder = fitted.encoder
+    settings = config.acquisition
+    if len(fitted.surrogates) < len(config.targets) or len(X_measured) == 0:
+        return _sobol_design(config, encoder, X_measured, X_pending, n, seed)
+    combos = enumerate_combos(config, encoder)
+    cont_dims, cat_dims = encoder.cont_dims, encoder.cat_dims
+    steps = _steps(config, encoder)
+    d = len(encoder.features)
+    chosen: list[Tensor] = []
+    values: list[float] = []
+    sobol = SobolEngine(dimension=len(cont_dims), scramble=True, seed=seed)
+    for step in range(n):
+        pending = torch.cat([X_pending, *[c.unsqueeze(0) for c in chosen]]) if (len(X_pending) or chosen) else None
+        acqf = _build_acqf(config, fitted, X_measured, pending, step, seed)
+        avoid = torch.cat([X_measured, X_pending.reshape(-1, d), *[c.unsqueeze(0) for c in chosen]])
+        # 1. raw Sobol scoring over every combination
+        base = sobol.draw(settings.raw_samples_per_combo).to(torch.double)
+        raw = []
+        for combo in combos:
+            Xc = torch.zeros(len(base), d, dtype=torch.double)
+            Xc[:, cont_dims] = base
+            for j, v in combo.fixed.items():
+                Xc[:, j] = v
+            raw.append(Xc)
+        X_raw = torch.cat(raw)
+        v_raw = _evaluate(acqf, X_raw)
+        order = torch.argsort(v_raw, descending=True)
+        # 2. polish the best starts, grouped by which features they hold fixed
+        starts = X_raw[order[: settings.restarts]]
+        polished = _polish(acqf, starts, combos, cat_dims, settings.maxiter)
+        # 3. round, drop duplicates, keep the best; fall back to the ranked raw points
+        pool = torch.cat([_round(polished, steps, encoder), _round(X_raw[order], steps, encoder)])
+        pool_v = _evaluate(acqf, pool)
+        best = None
+        for k in torch.argsort(pool_v, descending=True).tolist():
+            if not _is_duplicate(pool[k], avoid, cont_dims, cat_dims, settings.duplicate_tolerance):
+                best = k
+                break
+        if best is None:
+            raise RuntimeError("every candidate duplicates a measured or pending recipe; widen the search space")
+        chosen.append(pool[best])
+        values.append(float(pool_v[best]))
+    return Proposal(torch.stack(chosen), np.array(values), settings.kind)
+
+
+def _polish(acqf, starts: Tensor, combos: list[Combo], cat_dims: list[int], maxiter: int) -> Tensor:
+    """L-BFGS-B over the free continuous features of each start (``b x d``), the rest fixed."""
+    out = []
+    keyed: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(starts):
+        combo = next(c for c in combos if all(float(x[j]) == v for j, v in c.fixed.items()))
+        keyed.setdefault(tuple(sorted(combo.fixed)), []).append(i)
+    for fixed_dims, idx in keyed.items():
+        group = starts[idx]
+        fixed = {j: group[:, j].clone() for j in fixed_dims}
+        cands, _ = gen_candidates_scipy(
+            initial_conditions=group.unsqueeze(-2),
+            acquisition_function=acqf,
+            lower_bounds=torch.zeros(group.shape[-1], dtype=torch.double),
+            upper_bounds=torch.ones(group.shape[-1], dtype=torch.double),
+            options={"maxiter": maxiter},
+            fixed_features=fixed,
+        )
+        out.append(cands.squeeze(-2).detach())
+    return torch.cat(out)
+
+
+def _sobol_design(config: CampaignConfig, encoder, X_measured: Tensor, X_pending: Tensor, n: int, seed: int) -> Proposal:
+    """Space-filling start for a campaign whose targets have no data yet: Sobol points, combos cycled."""
+    combos = enumerate_combos(config, encoder)
+    cont_dims = encoder.cont_dims
+    d = len(encoder.features)
+    sobol = SobolEngine(dimension=len(cont_dims), scramble=True, seed=seed)
+    base = sobol.draw(n).to(torch.double)
+    perm = torch.randperm(len(combos), generator=torch.Generator().manual_seed(seed)).tolist()
+    X = torch.zeros(n, d, dtype=torch.double)
+    X[:, cont_dims] = base
+    for i in range(n):
+        for j, v in combos[perm[i % len(combos)]].fixed.items():
+            X[i, j] = v
+    return Proposal(_round(X, _steps(config, encoder), encoder), np.full(n, np.nan), "sobol")
+
+
+def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
+    """Decode ``n x d`` features into a frame of recipes in raw units, values snapped to their steps."""
+    rows = encoder.decode(X)
+    frame = pd.DataFrame(rows, columns=list(config.input_names))
+    for inp in config.inputs:
+        if isinstance(inp, ContinuousInput):
+            vals = frame[inp.name].astype(float)
+            if inp.step:
+                vals = inp.lower + np.round((vals - inp.lower) / inp.step) * inp.step
+            frame[inp.name] = np.clip(np.round(vals, 10), inp.lower, inp.upper)
+        else:
+            frame[inp.name] = frame[inp.name].fillna("")
+    return frame

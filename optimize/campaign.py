@@ -1,0 +1,182 @@
+"""The campaign store: batches of experiments (append-only), the suggestion ledger, batch templates.
+
+Layout of a campaign's ``data_dir``::
+
+    batches/NNN_<hash>.csv   experiments, each file kept byte-for-byte as received
+    suggestions.csv          every suggested recipe with its predictions (the ledger)
+    templates/<batch>.csv    a batch to fill in at the bench, then ``kiln ingest`` it
+
+The campaign's data set is the union of its batches; its *version* is a hash of their contents.
+A suggestion is pending until an experiment with its id has been ingested.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optimize.config import CampaignConfig, ContinuousInput
+from optimize.errors import DataError
+from optimize.fileio import atomic_write, campaign_lock, sha256
+from optimize.validation import BATCH, ID, parse_table, qualifier_column, table_columns
+
+BATCHES = "batches"
+LEDGER = "suggestions.csv"
+TEMPLATES = "templates"
+SUGGESTION_ID = "suggestion_id"
+_BATCH_NAME = re.compile(r"^(\d{3,})_.*\.csv$")
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    path: Path
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A snapshot of a campaign's data: experiments, the files they came from and the ledger."""
+
+    config: CampaignConfig
+    experiments: pd.DataFrame
+    batches: tuple[BatchFile, ...]
+    ledger: pd.DataFrame
+
+    @cached_property
+    def version(self) -> str:
+        """12-hex-digit hash of the batch contents, in order: the data version logged with every model."""
+        return sha256("".join(b.sha256 for b in self.batches).encode())[:12]
+
+    @property
+    def pending(self) -> pd.DataFrame:
+        """Suggested recipes not yet ingested (ledger rows)."""
+        done = set(self.experiments[ID])
+        return self.ledger[~self.ledger[SUGGESTION_ID].isin(done)].reset_index(drop=True)
+
+    def measured(self, target: str) -> pd.DataFrame:
+        """Rows where ``target`` was measured."""
+        return self.experiments[self.experiments[target].notna()].reset_index(drop=True)
+
+
+def ledger_columns(config: CampaignConfig) -> list[str]:
+    cols = [SUGGESTION_ID, BATCH, "created_utc", *config.input_names]
+    for t in config.target_names:
+        cols += [f"{t}_mean", f"{t}_std"]
+    return cols + ["acquisition_value", "data_version", "mlflow_run_id"]
+
+
+def _batch_files(config: CampaignConfig) -> list[Path]:
+    folder = config.data_path / BATCHES
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _BATCH_NAME.match(p.name))
+
+
+def load_campaign(config: CampaignConfig) -> Campaign:
+    """Read and validate every batch and the ledger of a campaign."""
+    frames, files, ids = [], [], []
+    for path in _batch_files(config):
+        data = path.read_bytes()
+        frame = parse_table(data, config, str(path), existing_ids=ids)
+        ids.extend(frame[ID])
+        frames.append(frame)
+        files.append(BatchFile(path, sha256(data), len(frame)))
+    experiments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=table_columns(config))
+    for t in config.target_names:
+        experiments[t] = experiments[t].astype(float)
+    return Campaign(config, experiments, tuple(files), _read_ledger(config))
+
+
+def _read_ledger(config: CampaignConfig) -> pd.DataFrame:
+    path = config.data_path / LEDGER
+    cols = ledger_columns(config)
+    if not path.exists():
+        return pd.DataFrame(columns=cols)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(str(path), f"ledger columns {missing} are missing", "restore the file from version control", row=1)
+    for inp in config.inputs:
+        if isinstance(inp, ContinuousInput):
+            frame[inp.name] = frame[inp.name].astype(float)
+    return frame[cols]
+
+
+def ingest_batch(config: CampaignConfig, file: Path) -> BatchFile:
+    """Validate a filled batch file and add it to the campaign, atomically and under the lock.
+
+    Raises:
+        DataError: the file is invalid or was already ingested; nothing is written then.
+    """
+    file = Path(file)
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise DataError(str(file), f"cannot read the file ({e.strerror})", "check the path") from None
+    digest = sha256(data)
+    with campaign_lock(config.data_path):
+        campaign = load_campaign(config)
+        for b in campaign.batches:
+            if b.sha256 == digest:
+                raise DataError(str(file), f"this batch was already ingested as {b.path.name}", "nothing to do; ingest only new batches")
+        frame = parse_table(data, config, str(file), existing_ids=campaign.experiments[ID])
+        numbers = [int(_BATCH_NAME.match(b.path.name).group(1)) for b in campaign.batches]
+        target = config.data_path / BATCHES / f"{max(numbers, default=-1) + 1:03d}_{digest[:12]}.csv"
+        atomic_write(target, data)
+    return BatchFile(target, digest, len(frame))
+
+
+def next_batch_id(campaign: Campaign) -> str:
+    """``S001``, ``S002``, ...: one more than the suggestion batches in the ledger."""
+    used = [int(b[1:]) for b in campaign.ledger[BATCH] if re.fullmatch(r"S\d+", b)]
+    return f"S{max(used, default=0) + 1:03d}"
+
+
+def record_suggestions(config: CampaignConfig, rows: pd.DataFrame) -> Path:
+    """Append suggestion rows (columns :func:`ledger_columns`) to the ledger, atomically."""
+    path = config.data_path / LEDGER
+    with campaign_lock(config.data_path):
+        old = _read_ledger(config)
+        new = pd.concat([old, rows[ledger_columns(config)]], ignore_index=True) if len(old) else rows[ledger_columns(config)]
+        atomic_write(path, _csv_bytes(new))
+    return path
+
+
+def write_template(config: CampaignConfig, batch_id: str, recipes: pd.DataFrame) -> Path:
+    """A batch file for the bench: ids, batch, inputs and empty target/qualifier columns."""
+    cols = table_columns(config)
+    out = pd.DataFrame({c: [""] * len(recipes) for c in cols})
+    out[ID] = list(recipes[SUGGESTION_ID])
+    out[BATCH] = batch_id
+    for name in config.input_names:
+        out[name] = [_fmt(v) for v in recipes[name]]
+    path = config.data_path / TEMPLATES / f"{batch_id}.csv"
+    atomic_write(path, _csv_bytes(out))
+    return path
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.6g}"
+    return str(v)
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,244 @@
+"""Campaign configuration: the search space, the objectives and the acquisition settings.
+
+A campaign is described by one YAML file (see ``configs/cspbbr3_sio2.yaml``). It is read with
+``yaml.safe_load`` and validated by the frozen pydantic models below; a bad file raises
+:class:`ConfigError` naming the file and the offending key. Nothing else in the code base
+hard-codes input or target names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from optimize.errors import KilnError
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ConfigError(KilnError):
+    """A campaign YAML file is missing, unreadable or invalid."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ContinuousInput(_Frozen):
+    """A real-valued input bounded by ``[lower, upper]``; ``step`` rounds suggestions for the lab."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    type: Literal["continuous"] = "continuous"
+    lower: float
+    upper: float
+    step: float | None = Field(default=None, gt=0)
+    unit: str = ""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ContinuousInput:
+        if not self.lower < self.upper:
+            raise ValueError(f"input {self.name!r}: lower ({self.lower}) must be below upper ({self.upper})")
+        return self
+
+
+class CategoricalInput(_Frozen):
+    """An input taking one of ``choices`` (at least two, unique)."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    type: Literal["categorical"] = "categorical"
+    choices: tuple[str, ...]
+    description: str = ""
+
+    @field_validator("choices")
+    @classmethod
+    def _choices(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError(f"choices must be at least two unique names, got {list(v)}")
+        return v
+
+
+Input = Annotated[ContinuousInput | CategoricalInput, Field(discriminator="type")]
+
+
+class Condition(_Frozen):
+    """When ``when`` holds (categorical name -> value), inputs in ``set`` take fixed values and
+    inputs in ``inactive`` do not apply (left empty in data files, ignored by the models)."""
+
+    when: dict[str, str]
+    set: dict[str, float] = Field(default_factory=dict)
+    inactive: tuple[str, ...] = ()
+
+
+class Target(_Frozen):
+    """A measured outcome. ``direction`` makes it an objective; ``reference`` is the worst value
+    still worth having (the hypervolume reference point); ``lower``/``upper`` are physical bounds."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    direction: Literal["maximize", "minimize"]
+    reference: float
+    lower: float | None = None
+    upper: float | None = None
+    unit: str = ""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Target:
+        lo = -float("inf") if self.lower is None else self.lower
+        hi = float("inf") if self.upper is None else self.upper
+        if not lo < hi:
+            raise ValueError(f"target {self.name!r}: lower ({self.lower}) must be below upper ({self.upper})")
+        if not lo <= self.reference <= hi:
+            raise ValueError(f"target {self.name!r}: reference {self.reference} lies outside [{lo}, {hi}]")
+        return self
+
+    @property
+    def sign(self) -> float:
+        """+1 for maximize, -1 for minimize: multiply to get a quantity to maximize."""
+        return 1.0 if self.direction == "maximize" else -1.0
+
+
+class AcquisitionSettings(_Frozen):
+    """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
+
+    kind: Literal["qlognehvi", "qlognparego"] = "qlognehvi"
+    mc_samples: int = Field(default=128, ge=16, le=4096)
+    raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
+    restarts: int = Field(default=6, ge=1, le=64)
+    maxiter: int = Field(default=60, ge=5, le=1000)
+    duplicate_tolerance: float = Field(default=0.02, ge=0, le=0.5)
+
+
+class CampaignConfig(_Frozen):
+    """One campaign: inputs, conditions, targets and where its data and tracking store live.
+
+    ``data_dir`` and ``tracking_dir`` are relative to the YAML file unless absolute.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    data_dir: Path
+    tracking_dir: Path = Path("../mlruns")
+    inputs: tuple[Input, ...]
+    conditions: tuple[Condition, ...] = ()
+    targets: tuple[Target, ...]
+    acquisition: AcquisitionSettings = AcquisitionSettings()
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignConfig:
+        names = [i.name for i in self.inputs] + [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names used twice among inputs and targets: {dupes}")
+        if not self.targets:
+            raise ValueError("at least one target is needed")
+        by_name = {i.name: i for i in self.inputs}
+        for k, cond in enumerate(self.conditions):
+            where = f"conditions[{k}]"
+            for name, value in cond.when.items():
+                inp = by_name.get(name)
+                if not isinstance(inp, CategoricalInput):
+                    raise ValueError(f"{where}.when: {name!r} is not a categorical input{_hint(name, by_name)}")
+                if value not in inp.choices:
+                    raise ValueError(f"{where}.when: {value!r} is not a choice of {name!r} {list(inp.choices)}")
+            for name, value in cond.set.items():
+                inp = by_name.get(name)
+                if not isinstance(inp, ContinuousInput):
+                    raise ValueError(f"{where}.set: {name!r} is not a continuous input{_hint(name, by_name)}")
+                if not inp.lower <= value <= inp.upper:
+                    raise ValueError(f"{where}.set: {name}={value} lies outside [{inp.lower}, {inp.upper}]")
+            for name in cond.inactive:
+                if not isinstance(by_name.get(name), CategoricalInput):
+                    raise ValueError(
+                        f"{where}.inactive: {name!r} is not a categorical input{_hint(name, by_name)}"
+                        " (fix a continuous input with 'set' instead)"
+                    )
+        return self
+
+    # ---- derived views -------------------------------------------------------------------
+    @cached_property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    @cached_property
+    def target_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.targets)
+
+    def input(self, name: str) -> ContinuousInput | CategoricalInput:
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        raise KeyError(name)
+
+    def _resolve(self, p: Path) -> Path:
+        if p.is_absolute() or self.source_path is None:
+            return p
+        return (self.source_path.parent / p).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self._resolve(self.data_dir)
+
+    @property
+    def tracking_path(self) -> Path:
+        return self._resolve(self.tracking_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in ``tracking_dir``."""
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{self.tracking_path / 'mlflow.db'}"
+
+    def applicable_conditions(self, recipe: dict[str, object]) -> list[Condition]:
+        """Conditions whose ``when`` clause matches a recipe."""
+        return [c for c in self.conditions if all(recipe.get(k) == v for k, v in c.when.items())]
+
+
+def _hint(name: str, options: dict | list | tuple) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_config(path: str | os.PathLike[str]) -> CampaignConfig:
+    """Read and validate a campaign YAML file.
+
+    Raises:
+        ConfigError: naming the file and the bad key, e.g. ``targets.1.direction``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; pass --config PATH to a campaign YAML") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (name, data_dir, inputs, targets, ...)")
+    try:
+        return CampaignConfig.model_validate({**raw, "source_path": path.resolve()})
+    except ValidationError as e:
+        known = list(CampaignConfig.model_fields)
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-after", "tagged-union")))
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                key = str(err["loc"][-1])
+                msg = f"unknown key{_hint(key, known if len(err['loc']) == 1 else [])}"
+            lines.append(f"  {loc or '(top level)'}: {msg}")
+        raise ConfigError(f"{path}: invalid campaign config:\n" + "\n".join(lines)) from None

@@ -1,0 +1,130 @@
+"""MLflow tracking: one experiment per campaign, one run per retrain, suggest or ingest.
+
+The store is ``sqlite:///<tracking_dir>/mlflow.db`` with artifacts in ``<tracking_dir>/artifacts``
+unless ``MLFLOW_TRACKING_URI`` points elsewhere (e.g. a shared tracking server). Only the
+``MlflowClient`` API is used: no global active run, no global tracking URI.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from optimize.config import CampaignConfig
+
+
+def _client_and_experiment(config: CampaignConfig):
+    from mlflow.tracking import MlflowClient
+
+    uri = config.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(config.name)
+    if exp is not None:
+        return client, exp.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:///") and uri == f"sqlite:///{config.tracking_path / 'mlflow.db'}":
+        artifact_location = (config.tracking_path / "artifacts").as_uri()
+    try:
+        return client, client.create_experiment(config.name, artifact_location=artifact_location)
+    except Exception:  # created concurrently by another process
+        exp = client.get_experiment_by_name(config.name)
+        if exp is None:
+            raise
+        return client, exp.experiment_id
+
+
+class Run:
+    """A thin handle on one MLflow run, used inside :func:`start_run`."""
+
+    def __init__(self, client, run_id: str) -> None:
+        self.client, self.id = client, run_id
+
+    def params(self, values: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in values.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.id, params=items[i : i + 100])
+
+    def metrics(self, values: dict[str, float], step: int = 0) -> None:
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in values.items() if v is not None and math.isfinite(float(v))]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.id, metrics=items[i : i + 1000])
+
+    def tags(self, values: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.id, tags=[RunTag(k, str(v)) for k, v in values.items()])
+
+    def figure(self, fig, name: str) -> None:
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(self.id, fig, name)
+        plt.close(fig)
+
+    def json(self, obj: Any, name: str) -> None:
+        self.client.log_text(self.id, json.dumps(obj, indent=2, default=str), name)
+
+    def files(self, paths: list[Path], artifact_path: str) -> None:
+        for p in paths:
+            self.client.log_artifact(self.id, str(p), artifact_path)
+
+
+@contextmanager
+def start_run(config: CampaignConfig, kind: str, data_version: str, parent_run_id: str | None = None) -> Iterator[Run]:
+    """Open a run named ``<kind>`` tagged with the data version; FAILED if the block raises."""
+    client, exp_id = _client_and_experiment(config)
+    tags = {"kiln.kind": kind, "kiln.data_version": data_version, "mlflow.runName": f"{kind}-{data_version}"}
+    if parent_run_id:
+        tags["kiln.triggered_by"] = parent_run_id
+    run = client.create_run(exp_id, tags=tags)
+    handle = Run(client, run.info.run_id)
+    try:
+        yield handle
+    except BaseException:
+        client.set_terminated(handle.id, status="FAILED")
+        raise
+    client.set_terminated(handle.id, status="FINISHED")
+
+
+def list_runs(config: CampaignConfig, max_results: int = 50) -> list[dict[str, Any]]:
+    """Recent runs of the campaign, newest first: id, kind, status, data version, start time, metrics."""
+    client, exp_id = _client_and_experiment(config)
+    runs = client.search_runs([exp_id], order_by=["attributes.start_time DESC"], max_results=max_results)
+    return [
+        {
+            "run_id": r.info.run_id,
+            "kind": r.data.tags.get("kiln.kind", ""),
+            "status": r.info.status,
+            "data_version": r.data.tags.get("kiln.data_version", ""),
+            "start_time": r.info.start_time,
+            "metrics": dict(r.data.metrics),
+        }
+        for r in runs
+    ]
+
+
+def save_model_artifacts(run: Run, states: dict[str, dict], meta: dict[str, Any]) -> None:
+    """Log fitted model tensors (``models/<target>.pt``, loadable with weights_only) and ``models/meta.json``."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, state in states.items():
+            p = Path(tmp) / f"{name}.pt"
+            torch.save(state, p)
+            paths.append(p)
+        (Path(tmp) / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        paths.append(Path(tmp) / "meta.json")
+        run.files(paths, "models")

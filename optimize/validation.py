@@ -1,0 +1,228 @@
+"""Validation of experiment tables entering a campaign (seed batches, ingested batches, recipes).
+
+One function, :func:`parse_table`, reads raw CSV bytes and returns a typed DataFrame or raises a
+:class:`~optimize.errors.DataError` naming the file, row, column, value and fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import math
+from typing import Iterable
+
+import pandas as pd
+
+from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
+from optimize.errors import DataError
+
+ID = "experiment_id"
+BATCH = "batch"
+TEXT_COLUMNS = ("source", "notes")
+QUALIFIERS = ("", "<", ">", "~")
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def qualifier_column(target: str) -> str:
+    return f"{target}_qualifier"
+
+
+def table_columns(config: CampaignConfig, with_targets: bool = True) -> list[str]:
+    """Canonical column order of an experiment table."""
+    cols = [ID, BATCH, *config.input_names]
+    if with_targets:
+        for t in config.target_names:
+            cols += [t, qualifier_column(t)]
+        cols += list(TEXT_COLUMNS)
+    return cols
+
+
+def _nearest(value: str, options: Iterable[str]) -> str:
+    options = list(options)
+    lower = {o.lower(): o for o in options}
+    if value.strip().lower() in lower:
+        return f"write {lower[value.strip().lower()]!r} (exact spelling)"
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.4)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}use one of {options}"
+
+
+def _decode(data: bytes, file: str) -> str:
+    if not data.strip():
+        raise DataError(file, "the file is empty", "export the batch with a header row and one row per experiment")
+    if len(data) > MAX_BYTES:
+        raise DataError(
+            file, f"the file is {len(data) / 1e6:.0f} MB, above the {MAX_BYTES // 2**20} MiB limit", "split it into batches"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(
+            file,
+            f"byte {e.start} (line {line}) is not UTF-8 ({data[e.start:e.start + 1]!r})",
+            "save the file as 'CSV UTF-8' in your spreadsheet program",
+        ) from None
+
+
+def _float(text: str, file: str, row: int, column: str) -> float:
+    t = text.strip()
+    try:
+        v = float(t)
+    except ValueError:
+        if t.count(",") == 1 and t.replace(",", "", 1).replace("-", "", 1).isdigit():
+            fix = f"use a decimal point: {t.replace(',', '.')}"
+        else:
+            fix = "write a plain number (decimal point, no units)"
+        raise DataError(file, "not a number", fix, row=row, column=column, value=text) from None
+    if not math.isfinite(v):
+        raise DataError(file, "not a finite number", "write a finite number or leave the cell empty", row=row, column=column, value=text)
+    return v
+
+
+def parse_table(
+    data: bytes,
+    config: CampaignConfig,
+    file: str,
+    *,
+    require_targets: bool = True,
+    existing_ids: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Parse and validate an experiment table.
+
+    Args:
+        data: raw bytes of the CSV file.
+        config: the campaign it must fit.
+        file: shown in error messages.
+        require_targets: ``True`` for batches (target columns required, may be empty cells);
+            ``False`` for recipe files (``kiln predict``), where only inputs are needed.
+        existing_ids: experiment ids already in the campaign (duplicates are refused).
+
+    Returns:
+        One row per experiment, columns :func:`table_columns` (inputs typed, targets float with NaN
+        for "not measured", qualifiers ``""``/``<``/``>``/``~``).
+    """
+    text = _decode(data, file)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(file, "the file has no rows", "export the batch with a header row")
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        raise DataError(file, "columns are not separated by commas", "export as comma-separated CSV (not ';' or tab)", row=1)
+
+    input_cols = list(config.input_names)
+    target_cols = list(config.target_names) if require_targets else []
+    optional = [ID, BATCH, *TEXT_COLUMNS, *(qualifier_column(t) for t in config.target_names)]
+    if require_targets:
+        required = [ID, *input_cols, *target_cols]
+    else:
+        required = input_cols
+        optional += list(config.target_names)
+    known = required + optional
+    seen: set[str] = set()
+    for c, h in enumerate(header):
+        if h in seen:
+            raise DataError(file, f"column {h!r} appears twice", "delete one of the two columns", row=1, column=h)
+        seen.add(h)
+        if h not in known:
+            raise DataError(file, "unknown column", _nearest(h, known), row=1, column=h or f"#{c + 1}")
+    for h in required:
+        if h not in seen:
+            raise DataError(file, "required column is missing", f"add a column named {h!r}", row=1, column=h)
+    if not body:
+        raise DataError(file, "the file has a header but no experiments", "add one row per experiment", row=2)
+
+    ids = set(existing_ids)
+    records = []
+    for k, raw in enumerate(body):
+        line = k + 2
+        if len(raw) != len(header):
+            raise DataError(
+                file, f"the row has {len(raw)} cells but the header has {len(header)}",
+                "check for a stray comma or a missing cell (quote text that contains commas)", row=line,
+            )
+        cell = dict(zip(header, (c.strip() for c in raw)))
+        rec: dict[str, object] = {}
+        if ID in cell or require_targets:
+            eid = cell.get(ID, "")
+            if not eid:
+                raise DataError(file, "experiment id is empty", "give every row a unique id", row=line, column=ID)
+            if eid in ids:
+                raise DataError(
+                    file, "duplicate experiment id", "ids must be unique across the campaign; rename the row", row=line, column=ID, value=eid
+                )
+            ids.add(eid)
+            rec[ID] = eid
+        else:
+            rec[ID] = f"row{line}"
+        rec[BATCH] = cell.get(BATCH, "")
+        for inp in config.inputs:
+            value = cell[inp.name]
+            if isinstance(inp, ContinuousInput):
+                rec[inp.name] = None if value == "" else _float(value, file, line, inp.name)
+            else:
+                if value and value not in inp.choices:
+                    raise DataError(file, "unknown category", _nearest(value, inp.choices), row=line, column=inp.name, value=value)
+                rec[inp.name] = value
+        _apply_conditions(rec, config, file, line)
+        for inp in config.inputs:
+            v = rec[inp.name]
+            if isinstance(inp, ContinuousInput):
+                if v is None:
+                    raise DataError(file, "value is missing", f"fill in {inp.name} ({inp.lower}-{inp.upper})", row=line, column=inp.name)
+                if not inp.lower <= v <= inp.upper:
+                    raise DataError(
+                        file, f"outside the search space [{inp.lower}, {inp.upper}]",
+                        "correct the value or widen the range in the campaign config", row=line, column=inp.name, value=v,
+                    )
+            elif isinstance(inp, CategoricalInput) and v == "" and not _inactive(inp.name, rec, config):
+                raise DataError(file, "value is missing", f"use one of {list(inp.choices)}", row=line, column=inp.name)
+        for t in config.targets:
+            qcol = qualifier_column(t.name)
+            q = cell.get(qcol, "")
+            if q not in QUALIFIERS:
+                raise DataError(
+                    file, "unknown qualifier", "use '<' (below), '>' (above), '~' (approximate) or leave empty", row=line, column=qcol, value=q
+                )
+            value = cell.get(t.name, "")
+            if value == "":
+                if q:
+                    raise DataError(file, "qualifier given without a value", f"fill in {t.name} or clear {qcol}", row=line, column=qcol, value=q)
+                rec[t.name], rec[qcol] = math.nan, ""
+                continue
+            v = _float(value, file, line, t.name)
+            lo = -math.inf if t.lower is None else t.lower
+            hi = math.inf if t.upper is None else t.upper
+            if not lo <= v <= hi:
+                raise DataError(
+                    file, f"outside the physical range [{t.lower}, {t.upper}]{' ' + t.unit if t.unit else ''}",
+                    "check the unit (percent, not a fraction, for %) and the decimal point", row=line, column=t.name, value=value,
+                )
+            rec[t.name], rec[qcol] = v, q
+        for c in TEXT_COLUMNS:
+            rec[c] = cell.get(c, "")
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records)
+    cols = table_columns(config) if require_targets else [c for c in table_columns(config) if c in frame.columns]
+    return frame.reindex(columns=cols)
+
+
+def _inactive(name: str, rec: dict[str, object], config: CampaignConfig) -> bool:
+    return any(name in c.inactive for c in config.applicable_conditions(rec))
+
+
+def _apply_conditions(rec: dict[str, object], config: CampaignConfig, file: str, line: int) -> None:
+    """Fill fixed values (``k_ratio`` = 0 without carbonate) and blank inputs that do not apply."""
+    for cond in config.applicable_conditions(rec):
+        for name, fixed in cond.set.items():
+            v = rec[name]
+            if v is None:
+                rec[name] = fixed
+            elif abs(float(v) - fixed) > 1e-9:
+                when = ", ".join(f"{k} = {w}" for k, w in cond.when.items())
+                raise DataError(file, f"must be {fixed:g} when {when}", f"write {fixed:g} or change {', '.join(cond.when)}", row=line, column=name, value=v)
+        for name in cond.inactive:  # categorical by config validation
+            rec[name] = ""
