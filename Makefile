@@ -1,0 +1,32 @@
+# kiln: `make demo` sets up and suggests the next recipes for the seed campaign; `make test` runs the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kiln-installed
+
+.PHONY: setup demo test test-fast ui clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0   # the local CPU wheel; must come before botorch
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/kiln suggest -n 4
+	$(BIN)/kiln history
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ui: setup
+	$(BIN)/kiln ui
+
+clean:
+	rm -rf $(VENV) .pytest_cache

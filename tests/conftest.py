@@ -1,0 +1,51 @@
+"""Shared fixtures: a private copy of the seed campaign (config, data, MLflow store) in a temp dir."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_CONFIG = ROOT / "configs" / "cspbbr3_sio2.yaml"
+SEED_DATA = ROOT / "datasets" / "cspbbr3_sio2"
+
+# Lighter acquisition settings keep the suite fast; the search itself is the product's code path.
+FAST_ACQUISITION = {"kind": "qlognehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
+
+
+def make_campaign(tmp: Path, acquisition: dict | None = None) -> Path:
+    """Copy the seed campaign into ``tmp``; return the path of its config."""
+    data = tmp / "data"
+    shutil.copytree(SEED_DATA / "batches", data / "batches")
+    raw = yaml.safe_load(SEED_CONFIG.read_text())
+    raw["data_dir"] = str(data)
+    raw["tracking_dir"] = str(tmp / "mlruns")
+    raw["acquisition"] = {**raw.get("acquisition", {}), **(acquisition or FAST_ACQUISITION)}
+    path = tmp / "campaign.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_global_tracking_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return make_campaign(tmp_path)
+
+
+@pytest.fixture
+def config(config_path: Path):
+    from optimize.config import load_config
+
+    return load_config(config_path)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (except the lock) -> its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".kiln.lock"}
