@@ -24,7 +24,7 @@ from optimize.campaign import (
 from optimize.config import CampaignConfig
 from optimize.fileio import campaign_lock
 from optimize.pareto import best_so_far, pareto_set
-from optimize.validation import BATCH, ID, qualifier_column
+from optimize.validation import BATCH, ID
 
 
 def _clean(v: Any) -> Any:
@@ -281,12 +281,4 @@ def history(config: CampaignConfig, with_runs: bool = True) -> HistoryResult:
     )
 
 
-def target_summary_columns(config: CampaignConfig) -> list[str]:
-    """Columns worth showing in a terminal table of experiments."""
-    cols = [ID, BATCH, *config.input_names]
-    for t in config.target_names:
-        cols.append(t)
-    return cols
-
-
-__all__ = ["history", "ingest", "retrain", "suggest", "qualifier_column"]
+__all__ = ["history", "ingest", "retrain", "suggest"]
