@@ -170,8 +170,9 @@ def propose(
         v_raw = _evaluate(acqf, X_raw)
         order = torch.argsort(v_raw, descending=True)
         # 2. polish the best starts, grouped by which features they hold fixed
-        starts = X_raw[order[: settings.restarts]]
-        polished = _polish(acqf, starts, combos, cat_dims, settings.maxiter)
+        top = order[: settings.restarts]
+        combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
+        polished = _polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter)
         # 3. round, drop duplicates, keep the best; fall back to the ranked raw points
         pool = torch.cat([_round(polished, steps, encoder), _round(X_raw[order], steps, encoder)])
         pool_v = _evaluate(acqf, pool)
@@ -187,12 +188,15 @@ def propose(
     return Proposal(torch.stack(chosen), np.array(values), settings.kind)
 
 
-def _polish(acqf, starts: Tensor, combos: list[Combo], cat_dims: list[int], maxiter: int) -> Tensor:
-    """L-BFGS-B over the free continuous features of each start (``b x d``), the rest fixed."""
+def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Tensor:
+    """L-BFGS-B over the free continuous features of each start (``b x d``), the rest fixed.
+
+    ``start_combos[i]`` is the combination start ``i`` was drawn under; starts that fix the same
+    features are optimized together.
+    """
     out = []
     keyed: dict[tuple[int, ...], list[int]] = {}
-    for i, x in enumerate(starts):
-        combo = next(c for c in combos if all(float(x[j]) == v for j, v in c.fixed.items()))
+    for i, combo in enumerate(start_combos):
         keyed.setdefault(tuple(sorted(combo.fixed)), []).append(i)
     for fixed_dims, idx in keyed.items():
         group = starts[idx]
