@@ -5,17 +5,20 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
 
 1. score ``raw_samples_per_combo`` Sobol points of the continuous inputs under every combination;
 2. polish the best ``restarts`` of them with L-BFGS-B over the continuous inputs only, categories and
-   condition-fixed values (``k_ratio`` = 0 without carbonate) held fixed;
+   condition-fixed values (``k_ratio`` = 0 without carbonate) held fixed (when a target's model is
+   gradient boosting it has no gradients: a 4x larger Sobol pool is scored as well);
 3. round to the configured steps, drop near-duplicates of measured, pending or already chosen recipes,
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 
-The acquisition is qLogNEHVI (or qLogNParEGO) on the per-target GPs, with minimized targets negated.
+The acquisition is qLogNEHVI (or qLogNParEGO) on the per-target surrogates (whichever model won
+cross-validation for each target), with minimized targets negated.
 Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +27,7 @@ import torch
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
+from botorch.exceptions.warnings import OptimizationWarning
 from botorch.generation.gen import gen_candidates_scipy
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.sampling import sample_simplex
@@ -34,6 +38,7 @@ from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
 from optimize.models import FittedModels
 
 _EVAL_CHUNK = 512
+POOL_FACTOR_WITHOUT_GRADIENTS = 4
 
 
 @dataclass(frozen=True)
@@ -153,12 +158,16 @@ def propose(
     chosen: list[Tensor] = []
     values: list[float] = []
     sobol = SobolEngine(dimension=len(cont_dims), scramble=True, seed=seed)
+    # Gradient-boosting targets have no gradients: score a 4x larger pool; polishing (when some
+    # target is a GP) follows the GP targets' gradients and is kept only where it scores better.
+    polish = any(s.differentiable for s in fitted.surrogates.values())
+    n_raw = settings.raw_samples_per_combo * (1 if fitted.differentiable else POOL_FACTOR_WITHOUT_GRADIENTS)
     for step in range(n):
         pending = torch.cat([X_pending, *[c.unsqueeze(0) for c in chosen]]) if (len(X_pending) or chosen) else None
         acqf = _build_acqf(config, fitted, X_measured, pending, step, seed)
         avoid = torch.cat([X_measured, X_pending.reshape(-1, d), *[c.unsqueeze(0) for c in chosen]])
         # 1. raw Sobol scoring over every combination
-        base = sobol.draw(settings.raw_samples_per_combo).to(torch.double)
+        base = sobol.draw(n_raw).to(torch.double)
         raw = []
         for combo in combos:
             Xc = torch.zeros(len(base), d, dtype=torch.double)
@@ -170,11 +179,13 @@ def propose(
         v_raw = _evaluate(acqf, X_raw)
         order = torch.argsort(v_raw, descending=True)
         # 2. polish the best starts, grouped by which features they hold fixed
-        top = order[: settings.restarts]
-        combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
-        polished = _polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter)
+        pool = _round(X_raw[order], steps, encoder)
+        if polish:
+            top = order[: settings.restarts]
+            combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
+            polished = _polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter)
+            pool = torch.cat([_round(polished, steps, encoder), pool])
         # 3. round, drop duplicates, keep the best; fall back to the ranked raw points
-        pool = torch.cat([_round(polished, steps, encoder), _round(X_raw[order], steps, encoder)])
         pool_v = _evaluate(acqf, pool)
         best = None
         for k in torch.argsort(pool_v, descending=True).tolist():
@@ -201,14 +212,17 @@ def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Te
     for fixed_dims, idx in keyed.items():
         group = starts[idx]
         fixed = {j: group[:, j].clone() for j in fixed_dims}
-        cands, _ = gen_candidates_scipy(
-            initial_conditions=group.unsqueeze(-2),
-            acquisition_function=acqf,
-            lower_bounds=torch.zeros(group.shape[-1], dtype=torch.double),
-            upper_bounds=torch.ones(group.shape[-1], dtype=torch.double),
-            options={"maxiter": maxiter},
-            fixed_features=fixed,
-        )
+        with warnings.catch_warnings():
+            # L-BFGS-B stopping on a flat or rounded patch is fine: the start point is kept in the pool.
+            warnings.simplefilter("ignore", OptimizationWarning)
+            cands, _ = gen_candidates_scipy(
+                initial_conditions=group.unsqueeze(-2),
+                acquisition_function=acqf,
+                lower_bounds=torch.zeros(group.shape[-1], dtype=torch.double),
+                upper_bounds=torch.ones(group.shape[-1], dtype=torch.double),
+                options={"maxiter": maxiter},
+                fixed_features=fixed,
+            )
         out.append(cands.squeeze(-2).detach())
     return torch.cat(out)
 

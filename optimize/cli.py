@@ -86,7 +86,7 @@ def suggest(
     table = Table(title=f"{cfg.name}: batch {result.batch} ({result.strategy}, data {result.data_version})")
     table.add_column("id")
     for name in cfg.input_names:
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     for t in cfg.targets:
         table.add_column(f"{t.name} ({'max' if t.sign > 0 else 'min'})", justify="right")
     for s in result.suggestions:
@@ -118,7 +118,7 @@ def ingest(
 
 @app.command()
 def retrain(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
-    """Refit all surrogates, score them by leave-one-out and log metrics, plots and models."""
+    """Refit all surrogates: per target, the model with the best cross-validated NLPD wins."""
     from optimize.service import retrain as run_retrain
 
     cfg = _run(_load, config)
@@ -130,13 +130,58 @@ def retrain(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table
 
 
 def _print_retrain(result) -> None:
-    table = Table(title=f"models on data {result.data_version} (leave-one-out)")
-    for col in ("target", "model", "rows", "censored", "RMSE", "NLPD", "90% coverage"):
-        table.add_column(col, justify="right" if col not in ("target", "model") else "left")
+    console = Console()
+    table = Table(title=f"model selection on data {result.data_version} (cross-validated; * = chosen, lowest NLPD)")
+    for col in ("target", "model", "rows", "RMSE", "NLPD", "90% coverage"):
+        table.add_column(col, justify="left" if col in ("target", "model") else "right")
     for r in result.targets:
-        table.add_row(r.target, r.model, str(r.n_rows), str(r.n_censored), _fmt(r.loo_rmse), _fmt(r.loo_nlpd), _fmt(r.loo_coverage90))
+        if not r.cv:
+            table.add_row(r.target, f"* {r.chosen}", str(r.n_rows), "", "", "", end_section=True)
+            continue
+        for i, (label, sc) in enumerate(r.cv.items()):
+            mark = "* " if label == r.chosen else "  "
+            table.add_row(
+                r.target if i == 0 else "", mark + label, str(r.n_rows) if i == 0 else "",
+                _fmt(sc["rmse"]), _fmt(sc["nlpd"]), _fmt(sc["coverage90"]), end_section=i == len(r.cv) - 1,
+            )
+    console.print(table)
+    for r in result.targets:
+        if r.note:
+            console.print(f"{r.target}: {r.note}")
+        if r.importance:
+            ranked = sorted(r.importance.items(), key=lambda kv: -kv[1]["mean"])
+            console.print(f"{r.target} relies on: " + ", ".join(f"{k} {v['mean']:.3g}" for k, v in ranked))
+    err.print(f"MLflow run: {result.mlflow_run_id}  ({result.seconds:.1f} s)")
+
+
+@app.command()
+def predict(
+    file: Annotated[Path, typer.Argument(help="CSV of recipes: the input columns (experiment_id optional)")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Predict every target (mean and std) for the recipes in FILE with the current models."""
+    from optimize.service import predict as run_predict
+
+    cfg = _run(_load, config)
+    result = _run(run_predict, cfg, file)
+    if format is Format.json:
+        _emit_json(result.to_json())
+        return
+    table = Table(title=f"predictions (data {result.data_version})")
+    table.add_column("id")
+    table.add_column(" / ".join(cfg.input_names), overflow="fold")
+    for t in cfg.targets:
+        model = result.models.get(t.name, "")
+        table.add_column(f"{t.name} ({'max' if t.sign > 0 else 'min'})\n{model}", justify="right")
+    for i, row in enumerate(result.recipes.to_dict(orient="records")):
+        recipe = " / ".join(_fmt(row[k]) or "-" for k in cfg.input_names)
+        preds = []
+        for t in cfg.target_names:
+            mean, std = result.predicted[t] if t in result.predicted else ([math.nan], [math.nan])
+            preds.append("" if t not in result.predicted else f"{mean[i]:.3g} ± {std[i]:.2g}")
+        table.add_row(str(row["experiment_id"]), recipe, *preds)
     Console().print(table)
-    err.print(f"MLflow run: {result.mlflow_run_id}")
 
 
 @app.command()

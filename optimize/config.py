@@ -48,12 +48,32 @@ class ContinuousInput(_Frozen):
         return self
 
 
+class Descriptors(_Frozen):
+    """Physical descriptors of a categorical input's categories (one value per name per category).
+
+    Categories listed here but not among ``choices`` are never suggested, but models using
+    descriptor features can predict them (``kiln predict``), e.g. an untried carbonate.
+    """
+
+    names: tuple[Annotated[str, Field(pattern=_NAME)], ...] = Field(min_length=1)
+    values: dict[str, tuple[float, ...]]
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> Descriptors:
+        for cat, vals in self.values.items():
+            if len(vals) != len(self.names):
+                raise ValueError(f"values.{cat}: {len(vals)} numbers for {len(self.names)} names {list(self.names)}")
+        return self
+
+
 class CategoricalInput(_Frozen):
     """An input taking one of ``choices`` (at least two, unique)."""
 
     name: Annotated[str, Field(pattern=_NAME)]
     type: Literal["categorical"] = "categorical"
     choices: tuple[str, ...]
+    descriptors: Descriptors | None = None
     description: str = ""
 
     @field_validator("choices")
@@ -62,6 +82,21 @@ class CategoricalInput(_Frozen):
         if len(v) < 2 or len(set(v)) != len(v):
             raise ValueError(f"choices must be at least two unique names, got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _covered(self) -> CategoricalInput:
+        if self.descriptors is not None:
+            missing = [c for c in self.choices if c not in self.descriptors.values]
+            if missing:
+                raise ValueError(f"input {self.name!r}: descriptors.values lacks {missing} (every choice needs values)")
+        return self
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """Categories with descriptors that are not choices: predictable, never suggested."""
+        if self.descriptors is None:
+            return ()
+        return tuple(c for c in self.descriptors.values if c not in self.choices)
 
 
 Input = Annotated[ContinuousInput | CategoricalInput, Field(discriminator="type")]
@@ -78,13 +113,15 @@ class Condition(_Frozen):
 
 class Target(_Frozen):
     """A measured outcome. ``direction`` makes it an objective; ``reference`` is the worst value
-    still worth having (the hypervolume reference point); ``lower``/``upper`` are physical bounds."""
+    still worth having (the hypervolume reference point); ``lower``/``upper`` are physical bounds;
+    ``noise_std`` is the measurement's repeatability (models never assume less noise than that)."""
 
     name: Annotated[str, Field(pattern=_NAME)]
     direction: Literal["maximize", "minimize"]
     reference: float
     lower: float | None = None
     upper: float | None = None
+    noise_std: float | None = Field(default=None, gt=0)
     unit: str = ""
     description: str = ""
 
@@ -115,6 +152,34 @@ class AcquisitionSettings(_Frozen):
     duplicate_tolerance: float = Field(default=0.02, ge=0, le=0.5)
 
 
+ModelCandidate = Literal["gp", "gp-onehot", "gp-descriptors", "gbm", "gbm-descriptors", "constant"]
+
+
+class ModelSettings(_Frozen):
+    """Which surrogates compete per target and how they are cross-validated and tuned.
+
+    ``gp``: GP with a categorical kernel on category codes; ``gp-onehot``/``gp-descriptors``: GP on
+    one-hot or physical-descriptor features; ``gbm``/``gbm-descriptors``: gradient-boosting ensemble
+    (one-hot or descriptors), Optuna-tuned; ``constant``: the training mean (a baseline to beat).
+    """
+
+    candidates: tuple[ModelCandidate, ...] = ("gp-onehot", "gbm", "constant")
+    cv_folds: int = Field(default=5, ge=2, le=50)
+    cv_repeats: int = Field(default=2, ge=1, le=20)
+    loo_max_rows: int = Field(default=20, ge=0, le=500)
+    tuning_trials: int = Field(default=20, ge=1, le=1000)
+    gbm_members: int = Field(default=8, ge=2, le=200)
+    importance_repeats: int = Field(default=5, ge=1, le=100)
+    seed: int = 0
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"candidates must be a non-empty list without repeats, got {list(v)}")
+        return v
+
+
 class CampaignConfig(_Frozen):
     """One campaign: inputs, conditions, targets and where its data and tracking store live.
 
@@ -129,6 +194,7 @@ class CampaignConfig(_Frozen):
     conditions: tuple[Condition, ...] = ()
     targets: tuple[Target, ...]
     acquisition: AcquisitionSettings = AcquisitionSettings()
+    models: ModelSettings = ModelSettings()
     source_path: Path | None = Field(default=None, exclude=True)
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -162,6 +228,13 @@ class CampaignConfig(_Frozen):
                         f"{where}.inactive: {name!r} is not a categorical input{_hint(name, by_name)}"
                         " (fix a continuous input with 'set' instead)"
                     )
+        uses_descriptors = any(c.endswith("-descriptors") for c in self.models.candidates)
+        has_descriptors = any(isinstance(i, CategoricalInput) and i.descriptors for i in self.inputs)
+        if uses_descriptors and not has_descriptors:
+            raise ValueError(
+                "models.candidates: '*-descriptors' models need descriptors on a categorical input;"
+                " add inputs[].descriptors or drop those candidates"
+            )
         return self
 
     # ---- derived views -------------------------------------------------------------------

@@ -1,34 +1,68 @@
-"""Fit the campaign's surrogates: one Gaussian process per target, each on the rows where it was measured."""
+"""The campaign's surrogates: candidates per target, model selection by cross-validation, fitted models.
+
+For every target, each candidate of ``config.models.candidates`` is scored by honest cross-validation
+on the rows where that target was measured (see :mod:`surrogate.selection`); the lowest NLPD wins
+and is refit on all rows. Gradient-boosting candidates are first tuned by Optuna on the same rows
+(tuning is not nested inside the outer CV, so their scores are slightly optimistic; GP
+hyper-parameters are refit in every fold). The fitted models are cached as JSON keyed by the data
+version and the config, so ``kiln suggest`` reuses what ``kiln retrain`` chose.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from optimize.campaign import Campaign
 from optimize.config import CampaignConfig, CategoricalInput, Target
+from optimize.fileio import atomic_write
 from optimize.validation import qualifier_column
 from surrogate.encoding import CategoricalFeature, ContinuousFeature, Encoder
 
 SCALE_FLOOR_FRACTION = 0.2  # outcome scale floor: a fifth of the target's physical span
+NOISE_FLOOR_FRACTION = 0.02  # noise floor when the config gives no noise_std: 2 % of that span
+MIN_ROWS_TO_SELECT = 4  # uncensored rows needed before models are compared by CV
+_KIND_MODE = {
+    "gp": ("gp", "codes"),
+    "gp-onehot": ("gp", "onehot"),
+    "gp-descriptors": ("gp", "descriptors"),
+    "gbm": ("gbm", "onehot"),
+    "gbm-descriptors": ("gbm", "descriptors"),
+    "constant": ("constant", "codes"),
+}
 
 
 def encoder_for(config: CampaignConfig) -> Encoder:
-    """The feature encoder of a campaign's search space."""
+    """The feature encoder of a campaign's search space (descriptor-only categories as extras)."""
     feats = []
     for inp in config.inputs:
         if isinstance(inp, CategoricalInput):
-            feats.append(CategoricalFeature(inp.name, inp.choices))
+            feats.append(CategoricalFeature(inp.name, inp.choices, inp.extra))
         else:
             feats.append(ContinuousFeature(inp.name, inp.lower, inp.upper))
     return Encoder(tuple(feats))
 
 
-def scale_floor(target: Target) -> float:
-    """Smallest outcome scale the GP may assume, from the declared bounds (or the reference point)."""
+def featurizer_for(config: CampaignConfig, mode: str):
+    """A :class:`~surrogate.features.Featurizer` in ``mode`` with the config's descriptor tables."""
+    from surrogate.features import DescriptorTable, Featurizer
+
+    tables = {
+        inp.name: DescriptorTable(inp.descriptors.names, dict(inp.descriptors.values))
+        for inp in config.inputs
+        if isinstance(inp, CategoricalInput) and inp.descriptors is not None
+    }
+    return Featurizer(encoder_for(config), mode, tables if mode != "codes" else {})
+
+
+def _span(target: Target) -> float:
     if target.lower is not None and target.upper is not None:
         span = target.upper - target.lower
     elif target.lower is not None:
@@ -37,7 +71,54 @@ def scale_floor(target: Target) -> float:
         span = abs(target.upper - target.reference)
     else:
         span = abs(target.reference)
-    return SCALE_FLOOR_FRACTION * span if span > 0 and math.isfinite(span) else 0.0
+    return span if span > 0 and math.isfinite(span) else 0.0
+
+
+def scale_floor(target: Target) -> float:
+    """Smallest outcome scale a model may assume, from the declared bounds (or the reference point)."""
+    return SCALE_FLOOR_FRACTION * _span(target)
+
+
+def noise_floor(target: Target) -> float:
+    """Smallest noise std a model may infer: the config's ``noise_std``, else a fiftieth of the span."""
+    return target.noise_std if target.noise_std is not None else NOISE_FLOOR_FRACTION * _span(target)
+
+
+def make_candidate(config: CampaignConfig, target: Target, label: str, gbm_params: Any = None):
+    """An unfitted surrogate for ``target`` named by a candidate ``label`` (e.g. ``gbm-descriptors``)."""
+    from surrogate.io import surrogate_class
+
+    kind, mode = _KIND_MODE[label]
+    settings: dict[str, Any] = {
+        "scale_floor": scale_floor(target), "noise_floor": noise_floor(target), "lower": target.lower, "upper": target.upper, "name": target.name, "seed": config.models.seed,
+    }
+    if kind == "gbm":
+        settings.update(params=gbm_params, n_members=config.models.gbm_members)
+    return surrogate_class(kind)(featurizer_for(config, mode), **settings)
+
+
+# ---- selection results ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetModels:
+    """What retrain found for one target: the winner, every candidate's CV scores, importances."""
+
+    target: str
+    chosen: str
+    n_rows: int
+    n_censored: int
+    cv: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> rmse, nlpd, coverage90, n_scored
+    hyperparameters: dict[str, float] = field(default_factory=dict)
+    importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Model selection over all targets, with what the plots and logs need (not cached)."""
+
+    targets: dict[str, TargetModels]
+    cv_results: dict[str, list]  # target -> [surrogate.selection.CVResult]
+    tuning: dict[str, Any]  # "target/label" -> surrogate.tuning.TuningResult
 
 
 @dataclass(frozen=True)
@@ -45,39 +126,136 @@ class FittedModels:
     """A surrogate per target (in config order), the encoder, and the data version they were fit on."""
 
     encoder: Encoder
-    surrogates: dict  # target name -> surrogate.gp.GPSurrogate
+    surrogates: dict  # target name -> surrogate.base.Surrogate
     data_version: str
+    reports: dict[str, TargetModels] = field(default_factory=dict)
 
     def predict(self, recipes: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per target: predictive mean and std (``n`` each) at ``recipes`` (a row per recipe)."""
         X = self.encoder.encode(recipes)
         return {name: s.predict(X) for name, s in self.surrogates.items()}
 
+    @property
+    def differentiable(self) -> bool:
+        return all(s.differentiable for s in self.surrogates.values())
+
     def botorch_model(self):
-        """A ``ModelListGP`` with one output per target, in config order."""
-        from surrogate.gp import model_list
+        """One BoTorch model with an output per target, in config order."""
+        from surrogate.joint import JointModel
 
-        return model_list(list(self.surrogates.values()))
+        return JointModel(list(self.surrogates.values()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "data_version": self.data_version,
+            "encoder": self.encoder.to_json(),
+            "surrogates": {k: s.to_json() for k, s in self.surrogates.items()},
+            "reports": {k: asdict(r) for k, r in self.reports.items()},
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FittedModels:
+        from surrogate.io import surrogate_from_json
+
+        return cls(
+            Encoder.from_json(doc["encoder"]),
+            {k: surrogate_from_json(v) for k, v in doc["surrogates"].items()},
+            doc["data_version"],
+            {k: TargetModels(**v) for k, v in doc["reports"].items()},
+        )
 
 
-def fit_models(campaign: Campaign) -> FittedModels:
-    """Fit one GP per target that has at least one measured row.
+# ---- fitting ---------------------------------------------------------------------------------
+def select_models(campaign: Campaign, score: bool = True) -> tuple[FittedModels, Selection]:
+    """Choose and fit a surrogate per measured target.
+
+    Args:
+        score: cross-validate even when only one candidate is configured (retrain always does;
+            a benchmark loop with a single candidate skips it).
 
     Raises:
         surrogate.errors.SurrogateFitError: a fit failed even after retries (names the target).
     """
-    from surrogate.gp import GPSurrogate
+    from surrogate.importance import permutation_importance
+    from surrogate.selection import choose, cross_validate, cv_splits
+    from surrogate.tuning import tune_gbm
 
     config = campaign.config
+    ms = config.models
     encoder = encoder_for(config)
-    surrogates = {}
+    surrogates, reports, cv_results, tuning = {}, {}, {}, {}
     for t in config.targets:
         rows = campaign.measured(t.name)
         if rows.empty:
             continue
         X = encoder.encode(rows)
-        s = GPSurrogate(
-            cat_dims=encoder.cat_dims, scale_floor=scale_floor(t), lower=t.lower, upper=t.upper, name=t.name
+        y = rows[t.name].to_numpy(float)
+        q = list(rows[qualifier_column(t.name)])
+        n_cens = sum(v in ("<", ">") for v in q)
+        n_obs = len(y) - n_cens
+        params: dict[str, Any] = {}
+        labels = list(ms.candidates)
+        compare = n_obs >= MIN_ROWS_TO_SELECT and (score or len(labels) > 1)
+        for label in labels:
+            if label.startswith("gbm") and len(y) >= 4:
+                res = tune_gbm(
+                    featurizer_for(config, _KIND_MODE[label][1]), X, y, q,
+                    n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper,
+                )
+                tuning[f"{t.name}/{label}"] = res
+                params[label] = res.params
+        results = []
+        note = ""
+        if compare:
+            splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
+            for label in labels:
+                results.append(cross_validate(make_candidate(config, t, label, params.get(label)), X, y, q, splits))
+            chosen = choose(results).label
+        else:
+            chosen = "gp" if "gp" in labels else labels[0]
+            if n_obs < MIN_ROWS_TO_SELECT:
+                note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
+        model = make_candidate(config, t, chosen, params.get(chosen)).fit(X, y, q)
+        surrogates[t.name] = model
+        cv_results[t.name] = results
+        imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(y) >= 3 else {}
+        reports[t.name] = TargetModels(
+            t.name, chosen, len(y), n_cens,
+            {r.label: asdict(r.scores) for r in results}, model.hyperparameters(), imp, note,
         )
-        surrogates[t.name] = s.fit(X, rows[t.name].to_numpy(float), list(rows[qualifier_column(t.name)]))
-    return FittedModels(encoder, surrogates, campaign.version)
+    fitted = FittedModels(encoder, surrogates, campaign.version, reports)
+    return fitted, Selection(reports, cv_results, tuning)
+
+
+def fit_models(campaign: Campaign) -> FittedModels:
+    """Fit without comparing models when only one candidate is configured (benchmarks, tests)."""
+    return select_models(campaign, score=False)[0]
+
+
+# ---- cache: fitted models as JSON, keyed by data version and config --------------------------
+def cache_key(config: CampaignConfig, data_version: str) -> str:
+    doc = config.model_dump(mode="json", exclude={"source_path", "description", "tracking_dir", "data_dir", "acquisition"})
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{data_version}-{digest}"
+
+
+def cache_path(config: CampaignConfig, data_version: str) -> Path:
+    return config.tracking_path / "cache" / config.name / f"{cache_key(config, data_version)}.json"
+
+
+def save_cached(config: CampaignConfig, fitted: FittedModels) -> Path:
+    path = cache_path(config, fitted.data_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(fitted.to_json()).encode())
+    return path
+
+
+def load_cached(config: CampaignConfig, data_version: str) -> FittedModels | None:
+    """The cached models for this data version and config, or ``None`` if absent, stale or unreadable."""
+    path = cache_path(config, data_version)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        fitted = FittedModels.from_json(doc)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+        return None
+    return fitted if fitted.data_version == data_version else None

@@ -50,17 +50,56 @@ def pareto_figure(experiments: pd.DataFrame, pareto: pd.DataFrame, config: Campa
     return fig
 
 
-def parity_figure(loo: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]):
-    """Leave-one-out predicted vs measured per target, with +/- 1.645 std (90 %) bars."""
+def parity_figure(cv: dict[str, tuple[str, np.ndarray, np.ndarray, np.ndarray]]):
+    """Held-out predicted vs measured per target (``target -> (model label, y, mean, std)``), 90 % bars."""
     plt = _pyplot()
-    n = max(len(loo), 1)
+    n = max(len(cv), 1)
     fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
-    for ax, (name, (y, mu, sd)) in zip(axes.ravel(), loo.items()):
+    for ax, (name, (label, y, mu, sd)) in zip(axes.ravel(), cv.items()):
         ax.errorbar(y, mu, yerr=1.645 * sd, fmt="o", ms=4, alpha=0.8)
         lo, hi = float(np.nanmin([y.min(), mu.min()])), float(np.nanmax([y.max(), mu.max()]))
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set_title(name)
+        ax.set_title(f"{name} ({label})")
         ax.set_xlabel("measured")
-        ax.set_ylabel("LOO predicted")
+        ax.set_ylabel("cross-validated prediction")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(cv: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]]):
+    """Observed vs nominal coverage of central intervals, per target and candidate model.
+
+    A calibrated model lies on the diagonal; below it, its intervals are too narrow (overconfident).
+    """
+    from scipy.stats import norm
+
+    plt = _pyplot()
+    n = max(len(cv), 1)
+    levels = np.linspace(0.05, 0.95, 19)
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+    for ax, (name, models) in zip(axes.ravel(), cv.items()):
+        for label, y, mu, sd in models:
+            z = np.abs(y - mu) / np.maximum(sd, 1e-12)
+            observed = [np.mean(z <= norm.ppf(0.5 + lv / 2)) for lv in levels]
+            ax.plot(levels, observed, marker=".", label=label)
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set_title(name)
+        ax.set_xlabel("nominal coverage")
+        ax.set_ylabel("observed coverage (CV)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(importance: dict[str, dict[str, dict[str, float]]]):
+    """Permutation importance (rise in RMSE when shuffled) of each input, per target."""
+    plt = _pyplot()
+    n = max(len(importance), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    for ax, (name, imp) in zip(axes.ravel(), importance.items()):
+        inputs = list(imp)
+        ax.barh(inputs, [imp[k]["mean"] for k in inputs], xerr=[imp[k]["std"] for k in inputs], color="C2")
+        ax.set_title(name)
+        ax.set_xlabel("RMSE rise when shuffled")
     fig.tight_layout()
     return fig

@@ -37,75 +37,76 @@ def _clean(v: Any) -> Any:
 
 # ---- retrain --------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TargetReport:
-    target: str
-    model: str
-    n_rows: int
-    n_censored: int
-    loo_rmse: float | None
-    loo_nlpd: float | None
-    loo_coverage90: float | None
-
-
-@dataclass(frozen=True)
 class RetrainResult:
     data_version: str
-    targets: list[TargetReport]
+    targets: list  # optimize.models.TargetModels, config order
     mlflow_run_id: str
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "data_version": self.data_version,
+            "targets": [asdict(t) for t in self.targets],
+            "mlflow_run_id": self.mlflow_run_id,
+            "seconds": self.seconds,
+        }
 
 
-def _loo_report(name: str, surrogate) -> tuple[TargetReport, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    from surrogate.gp import loo_predict
-
-    y = np.asarray(surrogate.train_y_, float)
-    n_cens = int(np.asarray(surrogate.imputed_).sum())
-    if len(y) < 3:
-        return TargetReport(name, "gp", len(y), n_cens, None, None, None), (y, y * np.nan, y * np.nan)
-    mu, sd = loo_predict(surrogate)
-    keep = ~np.asarray(surrogate.imputed_, bool)  # score on observed values only
-    err = (mu - y)[keep]
-    sdk = sd[keep]
-    rmse = float(np.sqrt(np.mean(err**2)))
-    nlpd = float(np.mean(0.5 * np.log(2 * np.pi * sdk**2) + 0.5 * (err / sdk) ** 2))
-    cover = float(np.mean(np.abs(err) <= 1.645 * sdk))
-    return TargetReport(name, "gp", len(y), n_cens, rmse, nlpd, cover), (y[keep], mu[keep], sd[keep])
+def retrain(config: CampaignConfig, triggered_by: str | None = None) -> RetrainResult:
+    """Select and fit a surrogate per target (see :func:`_retrain`)."""
+    return _retrain(config, load_campaign(config), triggered_by)[0]
 
 
-def retrain(config: CampaignConfig, parent_run_id: str | None = None) -> RetrainResult:
-    """Refit every target's GP, score it by leave-one-out, log params/metrics/plots/models to MLflow."""
-    from optimize.models import fit_models
-    from optimize.plots import parity_figure
-    from optimize.tracking import save_model_artifacts, start_run
-    from surrogate.gp import hyperparameters
+def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None):
+    """Select and fit a surrogate per target by cross-validation; cache the models; log it all to MLflow.
+
+    The run holds: per target the chosen model, its hyper-parameters and every candidate's CV RMSE,
+    NLPD and 90 % coverage; parity, calibration and importance plots; the fitted models as JSON.
+    Each Optuna study is a child run with one step per trial.
+    """
+    from optimize.models import save_cached, select_models
+    from optimize.plots import calibration_figure, importance_figure, parity_figure
+    from optimize.tracking import start_run
 
     t0 = time.perf_counter()
-    campaign = load_campaign(config)
-    fitted = fit_models(campaign)
-    reports, loo = [], {}
-    with start_run(config, "retrain", campaign.version, parent_run_id) as run:
-        params: dict[str, Any] = {"n_experiments": len(campaign.experiments)}
-        for name, s in fitted.surrogates.items():
-            rep, loo[name] = _loo_report(name, s)
-            reports.append(rep)
-            params[f"{name}.model"] = "MixedSingleTaskGP" if s.cat_dims else "SingleTaskGP"
-            params[f"{name}.n_rows"] = rep.n_rows
-            params[f"{name}.n_censored"] = rep.n_censored
-            params.update({f"{name}.{k}": f"{v:.4g}" for k, v in hyperparameters(s).items()})
-            run.metrics({f"{name}.loo_rmse": rep.loo_rmse, f"{name}.loo_nlpd": rep.loo_nlpd, f"{name}.loo_coverage90": rep.loo_coverage90})
+    fitted, selection = select_models(campaign)
+    save_cached(config, fitted)
+    reports = list(selection.targets.values())
+    with start_run(config, "retrain", campaign.version, triggered_by=triggered_by) as run:
+        params: dict[str, Any] = {"n_experiments": len(campaign.experiments), **{f"models.{k}": v for k, v in config.models.model_dump().items()}}
+        metrics: dict[str, float] = {}
+        for rep in reports:
+            params.update({f"{rep.target}.model": rep.chosen, f"{rep.target}.n_rows": rep.n_rows, f"{rep.target}.n_censored": rep.n_censored})
+            params.update({f"{rep.target}.{k}": f"{v:.4g}" for k, v in rep.hyperparameters.items()})
+            for label, sc in rep.cv.items():
+                metrics.update({f"{rep.target}.{label}.cv_{k}": v for k, v in sc.items() if k != "n_scored"})
+                if label == rep.chosen:
+                    metrics.update({f"{rep.target}.cv_{k}": v for k, v in sc.items() if k != "n_scored"})
+            metrics.update({f"{rep.target}.importance.{k}": v["mean"] for k, v in rep.importance.items()})
         run.params(params)
-        run.figure(parity_figure({k: v for k, v in loo.items() if np.isfinite(v[1]).all()}), "parity.png")
-        save_model_artifacts(
-            run,
-            {name: s.state() for name, s in fitted.surrogates.items()},
-            {"data_version": campaign.version, "encoder": [f.__dict__ for f in fitted.encoder.features]},
-        )
+        run.metrics(metrics)
+        cv = {t: [(r.label, r.y, r.mean, r.std) for r in res] for t, res in selection.cv_results.items() if res}
+        if cv:
+            chosen = {t: next(m for m in ms if m[0] == selection.targets[t].chosen) for t, ms in cv.items()}
+            run.figure(parity_figure(chosen), "parity.png")
+            run.figure(calibration_figure(cv), "calibration.png")
+        importance = {r.target: r.importance for r in reports if r.importance}
+        if importance:
+            run.figure(importance_figure(importance), "importance.png")
+        run.json([asdict(r) for r in reports], "model_selection.json")
+        for name, s in fitted.surrogates.items():
+            run.json(s.to_json(), f"models/{name}.json")
+        for key, res in selection.tuning.items():
+            with start_run(config, "tuning", campaign.version, parent=run.id, name=f"optuna-{key.replace('/', '-')}") as child:
+                child.params({"study": key, "n_trials": len(res.trials), **{f"best.{k}": v for k, v in vars(res.params).items()}})
+                for tr in res.trials:
+                    if tr["value"] is not None:
+                        child.metrics({"cv_rmse": tr["value"]}, step=tr["number"])
+                child.metrics({"best_cv_rmse": res.best_rmse, "pruned": sum(t["state"] == "PRUNED" for t in res.trials)})
+                child.json(res.trials, "trials.json")
         seconds = time.perf_counter() - t0
         run.metrics({"seconds": seconds})
-    return RetrainResult(campaign.version, reports, run.id, seconds)
+    return RetrainResult(campaign.version, reports, run.id, seconds), fitted
 
 
 # ---- suggest --------------------------------------------------------------------------------
@@ -150,7 +151,6 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
     from botorch.utils.sampling import manual_seed
 
     from optimize.acquisition import propose, recipes_frame
-    from optimize.models import fit_models
     from optimize.plots import pareto_figure
     from optimize.tracking import start_run
 
@@ -160,7 +160,7 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
     with campaign_lock(config.data_path):
         campaign = load_campaign(config)
         with manual_seed(seed):
-            fitted = fit_models(campaign)
+            fitted = _models_for(config, campaign)  # retrains (a run of its own) if nothing is cached
             t_fit = time.perf_counter()
             enc = fitted.encoder
             inputs = list(config.input_names)
@@ -204,6 +204,56 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
     return SuggestResult(batch, suggestions, proposal.strategy, campaign.version, run.id, template, ledger_path, seconds)
 
 
+# ---- predict --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PredictResult:
+    recipes: pd.DataFrame  # experiment_id (or row<N>) and the inputs
+    predicted: dict[str, tuple[np.ndarray, np.ndarray]]  # target -> (mean, std), each n
+    models: dict[str, str]  # target -> chosen model
+    data_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        rows = []
+        for i, rec in enumerate(self.recipes.to_dict(orient="records")):
+            rows.append({
+                "id": rec[ID],
+                "inputs": {k: _clean(v) for k, v in rec.items() if k not in (ID, BATCH)},
+                "predicted": {t: {"mean": _clean(m[i]), "std": _clean(s[i])} for t, (m, s) in self.predicted.items()},
+            })
+        return {"data_version": self.data_version, "models": self.models, "predictions": rows}
+
+
+def _models_for(config: CampaignConfig, campaign):
+    """The models retrain chose for this data and config (from the cache, else retrained now)."""
+    from optimize.models import load_cached
+
+    fitted = load_cached(config, campaign.version)
+    return fitted if fitted is not None else _retrain(config, campaign)[1]
+
+
+def predict(config: CampaignConfig, file: Path) -> PredictResult:
+    """Predictions with uncertainty for the recipes in a CSV (input columns; an id column optional).
+
+    Categories known only by their descriptors (e.g. an untried carbonate) are accepted; only
+    descriptor-based models can tell them apart from each other.
+    """
+    from optimize.errors import DataError
+    from optimize.validation import parse_table
+
+    file = Path(file)
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise DataError(str(file), f"cannot read the file ({e.strerror})", "check the path") from None
+    recipes = parse_table(data, config, str(file), require_targets=False, allow_extra_categories=True)
+    campaign = load_campaign(config)
+    fitted = _models_for(config, campaign)
+    inputs = recipes[[ID, *config.input_names]]
+    return PredictResult(
+        inputs, fitted.predict(inputs), {k: r.chosen for k, r in fitted.reports.items()}, campaign.version
+    )
+
+
 # ---- ingest ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IngestResult:
@@ -235,7 +285,7 @@ def ingest(config: CampaignConfig, file: Path) -> IngestResult:
         run.params({"file": str(file), "sha256": added.sha256, "rows": added.rows, "stored_as": added.path.name})
         run.metrics({"n_experiments": len(campaign.experiments), "batch_rows": added.rows})
         run.files([added.path], "batch")
-    result = retrain(config, parent_run_id=run.id)
+    result = retrain(config, triggered_by=run.id)
     return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result)
 
 
@@ -281,4 +331,4 @@ def history(config: CampaignConfig, with_runs: bool = True) -> HistoryResult:
     )
 
 
-__all__ = ["history", "ingest", "retrain", "suggest"]
+__all__ = ["history", "ingest", "predict", "retrain", "suggest"]

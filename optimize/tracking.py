@@ -8,7 +8,6 @@ unless ``MLFLOW_TRACKING_URI`` points elsewhere (e.g. a shared tracking server).
 from __future__ import annotations
 
 import json
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -82,12 +81,25 @@ class Run:
 
 
 @contextmanager
-def start_run(config: CampaignConfig, kind: str, data_version: str, parent_run_id: str | None = None) -> Iterator[Run]:
-    """Open a run named ``<kind>`` tagged with the data version; FAILED if the block raises."""
+def start_run(
+    config: CampaignConfig,
+    kind: str,
+    data_version: str,
+    triggered_by: str | None = None,
+    parent: str | None = None,
+    name: str | None = None,
+) -> Iterator[Run]:
+    """Open a run named ``<kind>-<data version>`` (or ``name``); FAILED if the block raises.
+
+    ``triggered_by``: the run that caused this one (an ingest causes a retrain); ``parent``: nest
+    this run under another in the MLflow UI (e.g. an Optuna study under its retrain).
+    """
     client, exp_id = _client_and_experiment(config)
-    tags = {"kiln.kind": kind, "kiln.data_version": data_version, "mlflow.runName": f"{kind}-{data_version}"}
-    if parent_run_id:
-        tags["kiln.triggered_by"] = parent_run_id
+    tags = {"kiln.kind": kind, "kiln.data_version": data_version, "mlflow.runName": name or f"{kind}-{data_version}"}
+    if triggered_by:
+        tags["kiln.triggered_by"] = triggered_by
+    if parent:
+        tags["mlflow.parentRunId"] = parent
     run = client.create_run(exp_id, tags=tags)
     handle = Run(client, run.info.run_id)
     try:
@@ -113,18 +125,3 @@ def list_runs(config: CampaignConfig, max_results: int = 50) -> list[dict[str, A
         }
         for r in runs
     ]
-
-
-def save_model_artifacts(run: Run, states: dict[str, dict], meta: dict[str, Any]) -> None:
-    """Log fitted model tensors (``models/<target>.pt``, loadable with weights_only) and ``models/meta.json``."""
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for name, state in states.items():
-            p = Path(tmp) / f"{name}.pt"
-            torch.save(state, p)
-            paths.append(p)
-        (Path(tmp) / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        paths.append(Path(tmp) / "meta.json")
-        run.files(paths, "models")

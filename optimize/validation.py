@@ -88,6 +88,7 @@ def parse_table(
     *,
     require_targets: bool = True,
     existing_ids: Iterable[str] = (),
+    allow_extra_categories: bool = False,
 ) -> pd.DataFrame:
     """Parse and validate an experiment table.
 
@@ -98,6 +99,8 @@ def parse_table(
         require_targets: ``True`` for batches (target columns required, may be empty cells);
             ``False`` for recipe files (``kiln predict``), where only inputs are needed.
         existing_ids: experiment ids already in the campaign (duplicates are refused).
+        allow_extra_categories: also accept categories known only by their descriptors (e.g. an
+            untried carbonate), for predictions; never for experiments.
 
     Returns:
         One row per experiment, columns :func:`table_columns` (inputs typed, targets float with NaN
@@ -164,8 +167,9 @@ def parse_table(
             if isinstance(inp, ContinuousInput):
                 rec[inp.name] = None if value == "" else _float(value, file, line, inp.name)
             else:
-                if value and value not in inp.choices:
-                    raise DataError(file, "unknown category", _nearest(value, inp.choices), row=line, column=inp.name, value=value)
+                allowed = inp.choices + (inp.extra if allow_extra_categories else ())
+                if value and value not in allowed:
+                    raise DataError(file, "unknown category", _nearest(value, allowed), row=line, column=inp.name, value=value)
                 rec[inp.name] = value
         _apply_conditions(rec, config, file, line)
         for inp in config.inputs:

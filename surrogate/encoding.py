@@ -2,7 +2,9 @@
 
 Continuous inputs are scaled to ``[0, 1]`` by their declared bounds. Categorical inputs become an
 integer code ``0 .. k-1`` (for a categorical kernel), with ``k`` meaning "does not apply" (an empty
-cell, e.g. ``addition`` when no carbonate is used).
+cell, e.g. ``addition`` when no carbonate is used) and ``k+1 ..`` for ``extra`` categories: ones the
+models may be asked about (``kiln predict``) but the optimizer never proposes, e.g. an untried
+carbonate that physical descriptors can still place (see :mod:`surrogate.features`).
 """
 
 from __future__ import annotations
@@ -31,15 +33,40 @@ class ContinuousFeature:
 class CategoricalFeature:
     name: str
     choices: tuple[str, ...]
+    extra: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.choices) < 1 or len(set(self.choices)) != len(self.choices):
-            raise ValueError(f"feature {self.name!r}: choices must be unique and non-empty")
+        known = self.choices + self.extra
+        if len(self.choices) < 1 or len(set(known)) != len(known):
+            raise ValueError(f"feature {self.name!r}: choices (and extra categories) must be unique and non-empty")
 
     @property
     def not_applicable(self) -> int:
         """The code of an empty cell."""
         return len(self.choices)
+
+    @property
+    def n_codes(self) -> int:
+        """Number of distinct codes: choices, "does not apply", extra categories."""
+        return len(self.choices) + 1 + len(self.extra)
+
+    def code(self, value: str | None) -> int:
+        """The integer code of a category (``None``/empty = does not apply)."""
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+            return self.not_applicable
+        if value in self.choices:
+            return self.choices.index(value)
+        if value in self.extra:
+            return len(self.choices) + 1 + self.extra.index(value)
+        raise ValueError(f"feature {self.name!r}: unknown category {value!r}, expected one of {self.choices + self.extra}")
+
+    def category(self, code: int) -> str | None:
+        """Inverse of :meth:`code`."""
+        if code < len(self.choices):
+            return self.choices[code]
+        if code == self.not_applicable:
+            return None
+        return self.extra[code - len(self.choices) - 1]
 
 
 Feature = ContinuousFeature | CategoricalFeature
@@ -81,16 +108,7 @@ class Encoder:
                     raise ValueError(f"feature {f.name!r}: missing or non-finite values")
                 out[:, j] = (v - f.lower) / (f.upper - f.lower)
             else:
-                index = {c: k for k, c in enumerate(f.choices)}
-                codes = []
-                for value in col:
-                    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-                        codes.append(f.not_applicable)
-                    elif value in index:
-                        codes.append(index[value])
-                    else:
-                        raise ValueError(f"feature {f.name!r}: unknown category {value!r}, expected one of {f.choices}")
-                out[:, j] = codes
+                out[:, j] = [f.code(value) for value in col]
         return torch.from_numpy(out)
 
     def decode(self, X: torch.Tensor) -> list[dict[str, float | str | None]]:
@@ -102,10 +120,28 @@ class Encoder:
                 if isinstance(f, ContinuousFeature):
                     recipe[f.name] = f.lower + v * (f.upper - f.lower)
                 else:
-                    code = int(round(v))
-                    recipe[f.name] = None if code == f.not_applicable else f.choices[code]
+                    recipe[f.name] = f.category(int(round(v)))
             recipes.append(recipe)
         return recipes
+
+    def to_json(self) -> list[dict]:
+        return [
+            {"name": f.name, "lower": f.lower, "upper": f.upper}
+            if isinstance(f, ContinuousFeature)
+            else {"name": f.name, "choices": list(f.choices), "extra": list(f.extra)}
+            for f in self.features
+        ]
+
+    @classmethod
+    def from_json(cls, doc: list[dict]) -> Encoder:
+        return cls(
+            tuple(
+                CategoricalFeature(d["name"], tuple(d["choices"]), tuple(d.get("extra", ())))
+                if "choices" in d
+                else ContinuousFeature(d["name"], float(d["lower"]), float(d["upper"]))
+                for d in doc
+            )
+        )
 
     def scale(self, name: str, value: float) -> float:
         """A raw continuous value -> its ``[0, 1]`` feature value."""

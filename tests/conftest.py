@@ -14,9 +14,11 @@ SEED_DATA = ROOT / "datasets" / "cspbbr3_sio2"
 
 # Lighter acquisition settings keep the suite fast; the search itself is the product's code path.
 FAST_ACQUISITION = {"kind": "qlognehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
+# Every model kind competes, on smaller budgets (Optuna trials, ensemble size, CV repeats).
+FAST_MODELS = {"candidates": ["gp-onehot", "gbm", "constant"], "tuning_trials": 4, "gbm_members": 4, "cv_repeats": 1, "importance_repeats": 2}
 
 
-def make_campaign(tmp: Path, acquisition: dict | None = None) -> Path:
+def make_campaign(tmp: Path, acquisition: dict | None = None, models: dict | None = None) -> Path:
     """Copy the seed campaign into ``tmp``; return the path of its config."""
     data = tmp / "data"
     shutil.copytree(SEED_DATA / "batches", data / "batches")
@@ -24,6 +26,7 @@ def make_campaign(tmp: Path, acquisition: dict | None = None) -> Path:
     raw["data_dir"] = str(data)
     raw["tracking_dir"] = str(tmp / "mlruns")
     raw["acquisition"] = {**raw.get("acquisition", {}), **(acquisition or FAST_ACQUISITION)}
+    raw["models"] = {**raw.get("models", {}), **(models or FAST_MODELS)}
     path = tmp / "campaign.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

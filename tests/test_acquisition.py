@@ -15,7 +15,7 @@ def fitted_seed(tmp_path_factory):
     from optimize.config import load_config
     from tests.conftest import make_campaign
 
-    cfg = load_config(make_campaign(tmp_path_factory.mktemp("acq")))
+    cfg = load_config(make_campaign(tmp_path_factory.mktemp("acq"), models={"candidates": ["gp-onehot"]}))
     campaign = load_campaign(cfg)
     torch.manual_seed(0)
     fitted = fit_models(campaign)
@@ -86,3 +86,19 @@ def test_parego_variant(fitted_seed):
     p = propose(cfg2, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 2, seed=0)
     assert p.strategy == "qlognparego"
     _check_valid(cfg2, recipes_frame(cfg2, fitted.encoder, p.X))
+
+
+def test_gradient_boosting_targets_still_get_suggestions(tmp_path):
+    """Where GBM wins a target, its ensemble posterior feeds the same acquisition (candidate pool)."""
+    from optimize.config import load_config
+    from tests.conftest import make_campaign
+
+    cfg = load_config(make_campaign(tmp_path, models={"candidates": ["gbm"], "tuning_trials": 3, "gbm_members": 4}))
+    campaign = load_campaign(cfg)
+    fitted = fit_models(campaign)
+    assert {s.kind for s in fitted.surrogates.values()} == {"gbm"} and not fitted.differentiable
+    X = fitted.encoder.encode(campaign.experiments[list(cfg.input_names)])
+    p = propose(cfg, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 3, seed=0)
+    recipes = recipes_frame(cfg, fitted.encoder, p.X)
+    _check_valid(cfg, recipes)
+    assert len(recipes) == 3 and not recipes.duplicated().any() and torch.isfinite(torch.as_tensor(p.acquisition_values)).all()

@@ -77,14 +77,17 @@ def test_round_trip(config_path, config, tmp_path):
     exp = client.get_experiment_by_name("cspbbr3_sio2")
     runs = client.search_runs([exp.experiment_id])
     kinds = sorted(r.data.tags["kiln.kind"] for r in runs)
-    assert kinds == ["ingest", "retrain", "suggest", "suggest"]
+    assert [k for k in kinds if k != "tuning"] == ["ingest", "retrain", "retrain", "suggest", "suggest"]
     suggest_run = client.get_run(run_id)
     assert suggest_run.data.params["n"] == "4" and "seconds_total" in suggest_run.data.metrics
     assert {a.path for a in client.list_artifacts(run_id)} >= {"pareto_front.png", "suggestions.json"}
-    retrain_run = next(r for r in runs if r.data.tags["kiln.kind"] == "retrain")
+    retrain_run = next(r for r in runs if r.data.tags.get("kiln.triggered_by"))
     assert retrain_run.data.tags["kiln.triggered_by"] == ing["mlflow_run_id"]
-    assert "plqy.loo_rmse" in retrain_run.data.metrics
-    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id, "models")} >= {f"models/{t}.pt" for t in TARGETS}
+    assert "dispersibility.cv_nlpd" in retrain_run.data.metrics and "dispersibility.constant.cv_rmse" in retrain_run.data.metrics
+    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id, "models")} >= {f"models/{t}.json" for t in TARGETS}
+    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id)} >= {"parity.png", "calibration.png", "importance.png", "model_selection.json"}
+    tuning = [r for r in runs if r.data.tags["kiln.kind"] == "tuning"]
+    assert tuning and all(r.data.tags["mlflow.parentRunId"] in {x.info.run_id for x in runs} for r in tuning)
     assert (config.tracking_path / "mlflow.db").exists()
 
     # 7. ingesting the same file again is refused, exit code 2, nothing changes
@@ -94,14 +97,45 @@ def test_round_trip(config_path, config, tmp_path):
     assert snapshot(config.data_path) == before
 
 
-def test_retrain_and_history_tables(config_path):
+def test_retrain_reports_the_chosen_model_and_cv_scores_per_target(config_path):
     res = kiln("retrain", "--format", "json", "--config", str(config_path))
     doc = _json(res)
-    assert {t["target"] for t in doc["targets"]} == set(TARGETS)
-    plqy = next(t for t in doc["targets"] if t["target"] == "plqy")
-    assert plqy["n_rows"] == 9 and plqy["n_censored"] == 4 and plqy["loo_rmse"] > 0
-    table = kiln("history", "--config", str(config_path))
-    assert table.exit_code == 0 and "he2023-07" in table.stdout and "best so far" in table.stdout
+    by = {t["target"]: t for t in doc["targets"]}
+    assert set(by) == set(TARGETS)
+    assert by["plqy"]["n_rows"] == 9 and by["plqy"]["n_censored"] == 4
+    for name in ("plqy", "dispersibility", "water_retention"):
+        cv = by[name]["cv"]
+        assert set(cv) == {"gp-onehot", "gbm", "constant"}
+        best = min(cv, key=lambda k: cv[k]["nlpd"])
+        assert by[name]["chosen"] == best  # the winner is what runs
+        assert all(s["rmse"] > 0 and 0 <= s["coverage90"] <= 1 for s in cv.values())
+        assert set(by[name]["importance"]) == {"temperature_c", "k_ratio", "carbonate", "addition", "br_fraction"}
+    assert by["fwhm_nm"]["cv"] == {} and "too few" in by["fwhm_nm"]["note"]  # one measured FWHM in the paper
+    table = kiln("retrain", "--config", str(config_path))
+    assert table.exit_code == 0 and "NLPD" in table.stdout and "relies on" in table.stdout
+    hist = kiln("history", "--config", str(config_path))
+    assert hist.exit_code == 0 and "he2023-07" in hist.stdout and "best so far" in hist.stdout
+
+
+def test_predict_arbitrary_recipes_including_an_untried_carbonate(config_path, tmp_path):
+    recipes = tmp_path / "recipes.csv"
+    recipes.write_text(
+        "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction\n"
+        "a,600,1,K2CO3,internal,1\nb,650,1,Rb2CO3,internal,1\nc,500,,none,,0.5\n"
+    )
+    doc = _json(kiln("predict", str(recipes), "--format", "json", "--config", str(config_path)))
+    assert [p["id"] for p in doc["predictions"]] == ["a", "b", "c"]
+    assert doc["predictions"][2]["inputs"]["k_ratio"] == 0  # filled in by the condition
+    for p in doc["predictions"]:
+        assert set(p["predicted"]) == set(TARGETS)
+        assert all(v["std"] > 0 for v in p["predicted"].values())
+    assert set(doc["models"]) == set(TARGETS)
+    table = kiln("predict", str(recipes), "--config", str(config_path))
+    assert table.exit_code == 0 and "Rb2CO3" in table.stdout
+    # a typo is an error naming the row, the column and the nearest name
+    recipes.write_text("temperature_c,k_ratio,carbonate,addition,br_fraction\n600,1,K2C03,internal,1\n")
+    bad = kiln("predict", str(recipes), "--config", str(config_path))
+    assert bad.exit_code == 2 and "row 2" in bad.stderr and "K2CO3" in bad.stderr
 
 
 def test_bad_config_is_a_clean_error(tmp_path):
@@ -118,7 +152,8 @@ def test_tracking_uri_env_overrides(config_path, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     _json(kiln("retrain", "--format", "json", "--config", str(config_path)))
     exp = MlflowClient(uri).get_experiment_by_name("cspbbr3_sio2")
-    assert exp is not None and len(MlflowClient(uri).search_runs([exp.experiment_id])) == 1
+    runs = MlflowClient(uri).search_runs([exp.experiment_id])
+    assert [r.data.tags["kiln.kind"] for r in runs].count("retrain") == 1
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()
 
 

@@ -50,6 +50,14 @@ def _write(tmp_path: Path, mutate) -> Path:
         (lambda r: r["inputs"][2].update(choices=["none"]), r"inputs\.2.*choices must be at least two"),
         (lambda r: r["acquisition"].update(restarts=0), r"acquisition\.restarts"),
         (lambda r: r["targets"].append(dict(r["targets"][0])), r"names used twice.*plqy"),
+        (lambda r: r["targets"][0].update(noise_std=-1), r"targets\.0\.noise_std"),
+        (lambda r: r["models"].update(candidates=["gp", "svm"]), r"models\.candidates\.1"),
+        (lambda r: r["models"].update(tuning_trials=0), r"models\.tuning_trials"),
+        (lambda r: r["models"].update(gbm_members=1), r"models\.gbm_members"),
+        (lambda r: r["models"].update(candidates=["gp", "gp"]), r"without repeats"),
+        (lambda r: r["inputs"][2].pop("descriptors"), r"'\*-descriptors' models need descriptors"),
+        (lambda r: r["inputs"][2]["descriptors"]["values"].pop("Na2CO3"), r"descriptors\.values lacks \['Na2CO3'\]"),
+        (lambda r: r["inputs"][2]["descriptors"]["values"].update(K2CO3=[1, 2]), r"values\.K2CO3: 2 numbers for 4 names"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):

@@ -1,0 +1,116 @@
+"""Gradient-boosting surrogate with predictive uncertainty from a bootstrap ensemble.
+
+``n_members`` scikit-learn ``GradientBoostingRegressor`` models are fit on bootstrap resamples of the
+rows (each with its own seed). At a new recipe:
+
+- the mean is the ensemble mean;
+- the variance is the ensemble variance (how much the fit depends on which rows it saw) plus a noise
+  variance estimated out of bag: the mean squared residual of each row under the members that did not
+  see it, minus the ensemble variance at those rows (floored at a small positive value).
+
+Chosen over quantile models and split-conformal intervals because on 10-100 rows those need data to
+spare (a calibration split, or one model per quantile that may cross); the ensemble reuses every row
+and its 90 % coverage is measured by cross-validation like every other model's (``kiln retrain``).
+Not differentiable: the optimizer scores candidate pools with it instead of following gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.ensemble import GradientBoostingRegressor
+from torch import Tensor
+
+from surrogate.base import Surrogate, diagonal_mvn
+from surrogate.features import Featurizer
+
+
+@dataclass(frozen=True)
+class GBMParams:
+    """Hyper-parameters of one boosted ensemble member (checked on construction)."""
+
+    n_estimators: int = 100
+    learning_rate: float = 0.1
+    max_depth: int = 2
+    min_samples_leaf: int = 1
+    subsample: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n_estimators": (isinstance(self.n_estimators, int) and 1 <= self.n_estimators <= 5000, "an integer in [1, 5000]"),
+            "learning_rate": (0 < self.learning_rate <= 1, "a number in (0, 1]"),
+            "max_depth": (isinstance(self.max_depth, int) and 1 <= self.max_depth <= 12, "an integer in [1, 12]"),
+            "min_samples_leaf": (isinstance(self.min_samples_leaf, int) and self.min_samples_leaf >= 1, "an integer >= 1"),
+            "subsample": (0 < self.subsample <= 1, "a number in (0, 1]"),
+        }
+        for name, (ok, need) in checks.items():
+            if not ok:
+                raise ValueError(f"GBMParams.{name} = {getattr(self, name)!r}: must be {need}")
+
+    def regressor(self, seed: int) -> GradientBoostingRegressor:
+        return GradientBoostingRegressor(loss="squared_error", random_state=seed, **asdict(self))
+
+
+class GBMSurrogate(Surrogate):
+    """Bootstrap ensemble of gradient-boosted trees (see the module docstring).
+
+    Learned state: ``members_`` (fitted regressors), ``noise_var_`` (target units squared).
+    """
+
+    kind = "gbm"
+    default_mode = "onehot"
+    differentiable = False
+
+    def __init__(self, featurizer: Featurizer, *, params: GBMParams | dict | None = None, n_members: int = 8, **kwargs: Any) -> None:
+        super().__init__(featurizer, **kwargs)
+        self.params = params if isinstance(params, GBMParams) else GBMParams(**(params or {}))
+        if not (isinstance(n_members, int) and n_members >= 2):
+            raise ValueError(f"GBMSurrogate.n_members = {n_members!r}: must be an integer >= 2 (the ensemble gives the spread)")
+        self.n_members = n_members
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "params": asdict(self.params), "n_members": self.n_members}
+
+    def _fit(self, X: Tensor, y: np.ndarray) -> None:
+        F = self.featurizer(X).numpy()
+        n = len(y)
+        rng = np.random.default_rng(self.seed)
+        members, inbag = [], np.zeros((self.n_members, n), dtype=bool)
+        for i in range(self.n_members):
+            idx = rng.integers(0, n, n) if n > 1 else np.zeros(1, dtype=int)
+            inbag[i, idx] = True
+            members.append(self.params.regressor(self.seed + i).fit(F[idx], y[idx]))
+        self.members_ = members
+        P = np.stack([m.predict(F) for m in members])  # members x n
+        oob = ~inbag
+        has = oob.any(0)
+        floor = max(self.noise_floor, 1e-3 * max(self.scale_floor, float(np.std(y)) if n > 1 else 0.0, 1e-6)) ** 2
+        if has.sum() >= 2:
+            w = oob[:, has]
+            oob_mean = (P[:, has] * w).sum(0) / w.sum(0)
+            resid2 = (y[has] - oob_mean) ** 2
+            self.noise_var_ = float(max(resid2.mean() - P[:, has].var(0).mean(), floor))
+        else:
+            self.noise_var_ = float(max(self.scale_floor**2, floor))
+
+    def _members_predict(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        P = np.stack([m.predict(F) for m in self.members_])
+        return P.mean(0), P.var(0)
+
+    def _predict(self, X: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        mean, var = self._members_predict(self.featurizer(X).numpy())
+        return mean, np.sqrt(var + self.noise_var_)
+
+    def mvn(self, X: Tensor):
+        self._check_fitted()
+        shape = X.shape[:-1]
+        with torch.no_grad():
+            F = self.featurizer(X.detach())
+            mean, var = self._members_predict(F.reshape(-1, F.shape[-1]).numpy())
+        return diagonal_mvn(torch.from_numpy(mean).reshape(shape), torch.from_numpy(var).reshape(shape))
+
+    def hyperparameters(self) -> dict[str, float]:
+        return {**{k: float(v) for k, v in asdict(self.params).items()}, "n_members": float(self.n_members), "noise_var": self.noise_var_}

@@ -1,0 +1,61 @@
+"""All targets' surrogates as one BoTorch model, whatever their kind.
+
+The acquisition function needs one multi-output model. :class:`JointModel` asks each target's
+surrogate for its posterior MVN over the query points and stacks them as independent outputs, as
+``ModelListGP`` does for GPs, so GPs and gradient-boosting ensembles can be mixed per target.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from botorch.models.model import Model
+from botorch.posteriors.gpytorch import GPyTorchPosterior
+from gpytorch.distributions import MultitaskMultivariateNormal
+from torch import Tensor
+
+from surrogate.base import Surrogate
+
+
+class JointModel(Model):
+    """A BoTorch ``Model`` with one output per surrogate (in the given order).
+
+    ``posterior(X)`` for ``X`` of shape ``batch x q x d`` returns a posterior over
+    ``batch x q x m`` noise-free target values; outputs are independent given ``X``.
+    """
+
+    def __init__(self, surrogates: Sequence[Surrogate]) -> None:
+        super().__init__()
+        if not surrogates:
+            raise ValueError("JointModel needs at least one fitted surrogate")
+        self._surrogates = list(surrogates)  # a plain list: their torch modules are not ours to train
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._surrogates)
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return torch.Size([])
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether gradients w.r.t. ``X`` flow through every output."""
+        return all(s.differentiable for s in self._surrogates)
+
+    def posterior(
+        self,
+        X: Tensor,
+        output_indices: list[int] | None = None,
+        observation_noise: bool | Tensor = False,
+        posterior_transform=None,
+        **kwargs,
+    ) -> GPyTorchPosterior:
+        if observation_noise is not False:
+            raise NotImplementedError("JointModel gives noise-free posteriors; use each surrogate's predict() for noisy ones")
+        idx = range(self.num_outputs) if output_indices is None else output_indices
+        mvns = [self._surrogates[i].mvn(X) for i in idx]
+        mvn = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns=mvns)
+        post = GPyTorchPosterior(distribution=mvn)
+        return post if posterior_transform is None else posterior_transform(post)
