@@ -133,6 +133,25 @@ def _build_acqf(config: CampaignConfig, fitted: FittedModels, X_baseline: Tensor
     )
 
 
+def suggest_recipes(campaign, fitted: FittedModels, n: int, seed: int, pool: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Proposal]:
+    """``n`` new recipes for a campaign (a frame of inputs in raw units) and the proposal behind them.
+
+    The campaign's experiments are the baseline and its pending suggestions are excluded. ``pool``
+    (a frame of input columns) restricts the choice to those recipes, e.g. a lookup table.
+    """
+    config = campaign.config
+    enc = fitted.encoder
+    inputs = list(config.input_names)
+    d = len(inputs)
+
+    def encode(frame: pd.DataFrame) -> Tensor:
+        return enc.encode(frame[inputs]) if len(frame) else torch.zeros(0, d, dtype=torch.double)
+
+    X_pool = encode(pool) if pool is not None else None
+    proposal = propose(config, fitted, encode(campaign.experiments), encode(campaign.pending), n, seed, X_pool)
+    return recipes_frame(config, enc, proposal.X), proposal
+
+
 def propose(
     config: CampaignConfig,
     fitted: FittedModels,
@@ -140,15 +159,19 @@ def propose(
     X_pending: Tensor,
     n: int,
     seed: int,
+    X_pool: Tensor | None = None,
 ) -> Proposal:
     """Propose ``n`` recipes (encoded, ``n x d``).
 
     Args:
         X_measured: ``m x d`` encoded experiments (the NEHVI baseline; also never repeated).
         X_pending: ``p x d`` encoded suggestions not yet measured (treated as pending points).
+        X_pool: ``k x d`` allowed recipes (a discrete candidate set), or ``None`` for the whole space.
     """
     encoder = fitted.encoder
     settings = config.acquisition
+    if X_pool is not None:
+        return _propose_from_pool(config, fitted, X_measured, X_pending, X_pool, n, seed)
     if len(fitted.surrogates) < len(config.targets) or len(X_measured) == 0:
         return _sobol_design(config, encoder, X_measured, X_pending, n, seed)
     combos = enumerate_combos(config, encoder)
@@ -197,6 +220,30 @@ def propose(
         chosen.append(pool[best])
         values.append(float(pool_v[best]))
     return Proposal(torch.stack(chosen), np.array(values), settings.kind)
+
+
+def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_pool: Tensor, n: int, seed: int) -> Proposal:
+    """Sequential greedy choice among the rows of ``X_pool`` (``k x d``) not yet measured or pending."""
+    encoder = fitted.encoder
+    cont_dims, cat_dims = encoder.cont_dims, encoder.cat_dims
+    tol = 1e-9  # a pool row is "taken" only if it is that very recipe
+    d = X_pool.shape[-1]
+    free = [i for i in range(len(X_pool)) if not _is_duplicate(X_pool[i], torch.cat([X_measured, X_pending.reshape(-1, d)]), cont_dims, cat_dims, tol)]
+    if len(free) < n:
+        raise ValueError(f"the candidate pool has {len(free)} untried recipes, fewer than the {n} asked for")
+    if len(fitted.surrogates) < len(config.targets) or len(X_measured) == 0:
+        pick = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+        return Proposal(X_pool[[free[i] for i in pick]], np.full(n, np.nan), "random-pool")
+    chosen, values = [], []
+    for step in range(n):
+        pending = torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
+        acqf = _build_acqf(config, fitted, X_measured, pending, step, seed)
+        cand = [i for i in free if i not in chosen]
+        v = _evaluate(acqf, X_pool[cand])
+        k = int(torch.argmax(v))
+        chosen.append(cand[k])
+        values.append(float(v[k]))
+    return Proposal(X_pool[chosen], np.array(values), config.acquisition.kind)
 
 
 def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Tensor:

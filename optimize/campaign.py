@@ -83,9 +83,14 @@ def _batch_files(config: CampaignConfig) -> list[Path]:
 
 def load_campaign(config: CampaignConfig) -> Campaign:
     """Read and validate every batch and the ledger of a campaign."""
+    paths = _batch_files(config)
+    return campaign_from_batches(config, [(p, p.read_bytes()) for p in paths], _read_ledger(config))
+
+
+def campaign_from_batches(config: CampaignConfig, batches: list[tuple[Path, bytes]], ledger: pd.DataFrame | None = None) -> Campaign:
+    """A campaign from batch files' ``(path, bytes)``, validated as on disk (also used in memory by benchmarks)."""
     frames, files, ids = [], [], []
-    for path in _batch_files(config):
-        data = path.read_bytes()
+    for path, data in batches:
         frame = parse_table(data, config, str(path), existing_ids=ids)
         ids.extend(frame[ID])
         frames.append(frame)
@@ -93,7 +98,9 @@ def load_campaign(config: CampaignConfig) -> Campaign:
     experiments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=table_columns(config))
     for t in config.target_names:
         experiments[t] = experiments[t].astype(float)
-    return Campaign(config, experiments, tuple(files), _read_ledger(config))
+    if ledger is None:
+        ledger = pd.DataFrame(columns=ledger_columns(config))
+    return Campaign(config, experiments, tuple(files), ledger)
 
 
 def _read_ledger(config: CampaignConfig) -> pd.DataFrame:
@@ -147,7 +154,7 @@ def record_suggestions(config: CampaignConfig, rows: pd.DataFrame) -> Path:
     with campaign_lock(config.data_path):
         old = _read_ledger(config)
         new = pd.concat([old, rows[ledger_columns(config)]], ignore_index=True) if len(old) else rows[ledger_columns(config)]
-        atomic_write(path, _csv_bytes(new))
+        atomic_write(path, csv_bytes(new))
     return path
 
 
@@ -160,7 +167,7 @@ def write_template(config: CampaignConfig, batch_id: str, recipes: pd.DataFrame)
     for name in config.input_names:
         out[name] = [_fmt(v) for v in recipes[name]]
     path = config.data_path / TEMPLATES / f"{batch_id}.csv"
-    atomic_write(path, _csv_bytes(out))
+    atomic_write(path, csv_bytes(out))
     return path
 
 
@@ -172,7 +179,7 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
+def csv_bytes(frame: pd.DataFrame) -> bytes:
     buf = io.StringIO()
     frame.to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue().encode("utf-8")

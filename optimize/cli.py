@@ -185,6 +185,54 @@ def predict(
 
 
 @app.command()
+def benchmark(
+    oracle: Annotated[str | None, typer.Option(help="simulator FILE.py[:FUNC] with measure(recipe) -> dict")] = None,
+    lookup: Annotated[Path | None, typer.Option(help="CSV of recipes with their measured targets (a discrete pool)")] = None,
+    strategies: Annotated[str, typer.Option(help="comma-separated: botorch, random, sobol, tpe")] = "botorch,random,sobol,tpe",
+    seeds: Annotated[int, typer.Option(min=1, help="repetitions (seeds 0..K-1)")] = 10,
+    initial: Annotated[int, typer.Option(min=1, help="initial design size (same for every strategy)")] = 8,
+    batches: Annotated[int, typer.Option(min=1, help="batches after the initial design")] = 6,
+    batch_size: Annotated[int, typer.Option(min=1, help="experiments per batch")] = 4,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: FormatOpt = Format.table,
+) -> None:
+    """Compare optimizers on a simulator (default: the built-in virtual lab) or a lookup table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from optimize.benchmark import BenchmarkSettings, experiments_to_reach
+    from optimize.service import benchmark as run_benchmark
+
+    cfg = _run(_load, config)
+    names = tuple(s.strip() for s in strategies.split(",") if s.strip())
+    settings = _run(BenchmarkSettings, names, tuple(range(seeds)), initial, batches, batch_size)
+    total = len(names) * seeds * (batches + 1)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("benchmark", total=total)
+
+        def progress(strategy: str, seed: int, batch: int) -> None:
+            bar.update(task, advance=1, description=f"{strategy} seed {seed} batch {batch}")
+
+        result = _run(run_benchmark, cfg, settings, oracle, lookup, progress)
+    if format is Format.json:
+        _emit_json(result.to_json())
+        return
+    table = Table(title=f"{cfg.name} on {result.problem}: hypervolume / best attainable, median [IQR] over {seeds} seeds")
+    table.add_column("experiments", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    by = {(r["strategy"], r["batch"]): r for r in result.summary}
+    for b in range(batches + 1):
+        n_exp = by[(names[0], b)]["n_experiments"]
+        table.add_row(str(n_exp), *[f"{by[(s, b)]['hv_median']:.3f} [{by[(s, b)]['hv_q25']:.2f}-{by[(s, b)]['hv_q75']:.2f}]" for s in names])
+    table.add_row(
+        "to 90 %", *[_fmt(experiments_to_reach(result.rows, s, 0.9)) for s in names], end_section=True
+    )
+    table.add_row("seconds", *[f"{by[(s, batches)]['seconds_median']:.1f}" for s in names])
+    Console().print(table)
+    err.print(f"MLflow run: {result.mlflow_run_id}")
+
+
+@app.command()
 def history(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
     """Experiments so far, best value per target, the measured Pareto set and pending suggestions."""
     from optimize.service import history as run_history

@@ -103,3 +103,21 @@ def importance_figure(importance: dict[str, dict[str, dict[str, float]]]):
         ax.set_xlabel("RMSE rise when shuffled")
     fig.tight_layout()
     return fig
+
+
+def benchmark_figure(summary: list[dict], title: str):
+    """Median hypervolume (fraction of the best attainable) vs experiments, interquartile band, per strategy."""
+    plt = _pyplot()
+    frame = pd.DataFrame(summary)
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for i, (name, g) in enumerate(frame.groupby("strategy", sort=False)):
+        ax.plot(g.n_experiments, g.hv_median, marker="o", color=f"C{i}", label=name)
+        ax.fill_between(g.n_experiments, g.hv_q25, g.hv_q75, color=f"C{i}", alpha=0.2)
+    ax.axhline(0.9, color="0.6", ls="--", lw=1)
+    ax.set_xlabel("experiments")
+    ax.set_ylabel("hypervolume / best attainable")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

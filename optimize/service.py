@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +147,9 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
 
     Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
     """
-    import torch
     from botorch.utils.sampling import manual_seed
 
-    from optimize.acquisition import propose, recipes_frame
+    from optimize.acquisition import suggest_recipes
     from optimize.plots import pareto_figure
     from optimize.tracking import start_run
 
@@ -162,14 +161,8 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
         with manual_seed(seed):
             fitted = _models_for(config, campaign)  # retrains (a run of its own) if nothing is cached
             t_fit = time.perf_counter()
-            enc = fitted.encoder
-            inputs = list(config.input_names)
-            X_measured = enc.encode(campaign.experiments[inputs]) if len(campaign.experiments) else torch.zeros(0, len(inputs), dtype=torch.double)
-            pending = campaign.pending
-            X_pending = enc.encode(pending[inputs]) if len(pending) else torch.zeros(0, len(inputs), dtype=torch.double)
-            proposal = propose(config, fitted, X_measured, X_pending, n, seed)
+            recipes, proposal = suggest_recipes(campaign, fitted, n, seed)
         t_acq = time.perf_counter()
-        recipes = recipes_frame(config, enc, proposal.X)
         preds = fitted.predict(recipes) if fitted.surrogates else {}
         batch = next_batch_id(campaign)
         ledger = recipes.copy()
@@ -184,7 +177,7 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
         suggestions = [
             Suggestion(
                 id=row[SUGGESTION_ID],
-                inputs={k: _clean(row[k]) for k in inputs},
+                inputs={k: _clean(row[k]) for k in config.input_names},
                 predicted={t: {"mean": _clean(row[f"{t}_mean"]), "std": _clean(row[f"{t}_std"])} for t in config.target_names},
                 acquisition_value=_clean(row["acquisition_value"]),
             )
@@ -289,6 +282,47 @@ def ingest(config: CampaignConfig, file: Path) -> IngestResult:
     return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result)
 
 
+# ---- benchmark ------------------------------------------------------------------------------
+def benchmark(
+    config: CampaignConfig,
+    settings,
+    oracle: str | None = None,
+    lookup: Path | None = None,
+    progress=None,
+):
+    """Run ``kiln benchmark`` (see :mod:`optimize.benchmark`) and log it as one MLflow run:
+    settings as params, median hypervolume per strategy per batch as stepped metrics, the curves plot
+    and every result row as artifacts."""
+    from optimize.benchmark import BenchmarkError, experiments_to_reach, lookup_problem, oracle_problem, run_benchmark, virtual_lab_problem
+    from optimize.plots import benchmark_figure
+    from optimize.tracking import start_run
+
+    if oracle and lookup:
+        raise BenchmarkError("give --oracle or --lookup, not both")
+    if lookup:
+        problem = lookup_problem(config, Path(lookup))
+    elif oracle:
+        problem = oracle_problem(config, oracle)
+    else:
+        problem = virtual_lab_problem(config)
+    result = run_benchmark(problem, settings, progress)
+    with start_run(config, "benchmark", problem.name, name=f"benchmark-{problem.name}") as run:
+        run.params({
+            "problem": problem.name, "strategies": ",".join(settings.strategies), "seeds": len(settings.seeds),
+            "n_initial": settings.n_initial, "batches": settings.batches, "batch_size": settings.batch_size,
+            "models": ",".join(config.models.candidates), "acquisition": config.acquisition.kind,
+        })
+        for row in result.summary:
+            run.metrics({f"{row['strategy']}.hv_median": row["hv_median"], f"{row['strategy']}.seconds_median": row["seconds_median"]}, step=row["batch"])
+        for name in settings.strategies:
+            run.metrics({f"{name}.experiments_to_90pct": experiments_to_reach(result.rows, name, 0.9)})
+        run.metrics({"best_hypervolume": result.best_hypervolume})
+        run.figure(benchmark_figure(result.summary, f"{config.name} on {problem.name}"), "hypervolume_curves.png")
+        run.json(result.rows, "results.json")
+        run.json(result.summary, "summary.json")
+    return replace(result, mlflow_run_id=run.id)
+
+
 # ---- history --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HistoryResult:
@@ -331,4 +365,4 @@ def history(config: CampaignConfig, with_runs: bool = True) -> HistoryResult:
     )
 
 
-__all__ = ["history", "ingest", "predict", "retrain", "suggest"]
+__all__ = ["benchmark", "history", "ingest", "predict", "retrain", "suggest"]

@@ -1,0 +1,500 @@
+"""Benchmark optimizers on a simulator or a lookup table: hypervolume per batch, wall time per strategy.
+
+A *problem* is a campaign config plus a way to run an experiment:
+
+- an oracle: ``measure(recipe: dict) -> dict`` mapping target names to a number, ``"<c"``/``">c"``
+  for a censored value, or ``None`` for not measured (the built-in :mod:`optimize.virtual_lab`, or any
+  ``FILE.py[:FUNC]``); an oracle module may define ``truth(recipe)`` (noise-free values, used for
+  scoring) and ``reseed(seed)`` (called before each run, for reproducible noise);
+- a lookup table: a CSV with input and target columns; strategies may only pick its rows.
+
+Every strategy starts from the same initial design per seed, then proposes ``batch_size`` recipes per
+batch from what it has measured. ``botorch`` is the product's own loop: the same model fitting and
+:func:`optimize.acquisition.suggest_recipes` that ``kiln suggest`` runs, on an in-memory campaign.
+
+Scoring: each target is mapped to [0, 1] between its reference point (0) and its best physical bound
+(1), values beyond the reference count as 0; the hypervolume of the noise-free values of the
+recipes tried so far is divided by the best attainable hypervolume (the Pareto front of a dense
+Sobol design, or of the whole lookup table), so 1.0 means the optimum front was found.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from optimize.campaign import Campaign, campaign_from_batches, csv_bytes
+from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
+from optimize.errors import KilnError
+from optimize.validation import BATCH, ID, parse_table, qualifier_column, table_columns
+
+STRATEGIES = ("botorch", "random", "sobol", "tpe")
+Recipe = dict[str, Any]
+
+
+class BenchmarkError(KilnError):
+    """An oracle or lookup table that cannot be benchmarked (names the file and the fix)."""
+
+
+# ---- problems ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """What is optimized: the config, how to measure, and how to score."""
+
+    config: CampaignConfig
+    measure: Callable[[Recipe], Mapping[str, Any]]
+    truth: Callable[[Recipe], Mapping[str, float]] | None = None
+    reseed: Callable[[int], None] | None = None
+    pool: pd.DataFrame | None = None  # lookup table: allowed recipes with their target values
+    name: str = "oracle"
+
+
+def virtual_lab_problem(config: CampaignConfig, noise: float = 1.0, missing_water: float = 0.0) -> Problem:
+    """The built-in virtual lab (needs the seed campaign's input and target names)."""
+    from optimize.virtual_lab import VirtualLab
+
+    lab = VirtualLab(noise=noise, missing_water=missing_water)
+    outputs = set(lab.truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "addition": None, "br_fraction": 1}))
+    missing = [t for t in config.target_names if t not in outputs]
+    if missing:
+        raise BenchmarkError(f"the virtual lab does not simulate {missing}; pass --oracle FILE.py or --lookup FILE.csv")
+    state = {"rng": np.random.default_rng(0)}
+
+    def reseed(seed: int) -> None:
+        state["rng"] = np.random.default_rng(seed)
+
+    return Problem(config, lambda r: lab.measure(r, state["rng"]), lab.truth, reseed, None, "virtual_lab")
+
+
+def oracle_problem(config: CampaignConfig, spec: str) -> Problem:
+    """An oracle from ``FILE.py[:FUNC]`` (default function ``measure``)."""
+    path_s, _, func = spec.partition(":")
+    path = Path(path_s)
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: oracle file not found; pass --oracle FILE.py[:FUNC]")
+    mod_spec = importlib.util.spec_from_file_location(f"kiln_oracle_{abs(hash(path.resolve()))}", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: report, do not crash with a traceback
+        raise BenchmarkError(f"{path}: importing the oracle failed ({type(e).__name__}: {e})") from None
+    fn = getattr(module, func or "measure", None)
+    if not callable(fn):
+        raise BenchmarkError(f"{path}: no function {func or 'measure'!r}; define measure(recipe: dict) -> dict")
+    truth = getattr(module, "truth", None)
+    reseed = getattr(module, "reseed", None)
+    return Problem(config, fn, truth if callable(truth) else None, reseed if callable(reseed) else None, None, path.stem)
+
+
+def lookup_problem(config: CampaignConfig, path: Path) -> Problem:
+    """A lookup table: its rows are the only recipes; measuring one returns its row's values."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BenchmarkError(f"{path}: cannot read the lookup table ({e.strerror})") from None
+    table = parse_table(data, config, str(path), require_targets=False)
+    missing = [t for t in config.target_names if t not in table.columns]
+    if missing:
+        raise BenchmarkError(f"{path}: target columns {missing} are missing; a lookup table needs every target")
+    table = table.reset_index(drop=True)
+    index = {_key(config, r): i for i, r in enumerate(table.to_dict(orient="records"))}
+
+    def measure(recipe: Recipe) -> dict[str, Any]:
+        row = table.iloc[index[_key(config, recipe)]]
+        out = {}
+        for t in config.target_names:
+            v, q = row[t], row.get(qualifier_column(t), "")
+            out[t] = None if pd.isna(v) else (f"{q}{v}" if q in ("<", ">") else float(v))
+        return out
+
+    return Problem(config, measure, None, None, table, path.stem)
+
+
+def _key(config: CampaignConfig, recipe: Mapping[str, Any]) -> tuple:
+    out = []
+    for inp in config.inputs:
+        v = recipe.get(inp.name)
+        if isinstance(inp, ContinuousInput):
+            out.append(round(float(v), 9))
+        else:
+            out.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return tuple(out)
+
+
+# ---- scoring -------------------------------------------------------------------------------
+def _normalizer(config: CampaignConfig, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per target: (reference, best) in raw units; ``best`` from the physical bound, else the data."""
+    ref, best = [], []
+    for j, t in enumerate(config.targets):
+        bound = t.upper if t.direction == "maximize" else t.lower
+        if bound is None or not math.isfinite(bound):
+            col = values[:, j][np.isfinite(values[:, j])]
+            bound = (col.max() if t.direction == "maximize" else col.min()) if len(col) else t.reference + t.sign
+        ref.append(t.reference)
+        best.append(bound)
+    return np.array(ref), np.array(best)
+
+
+def normalized(config: CampaignConfig, values: np.ndarray, ref: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """``n x m`` raw target values -> ``n x m`` in [0, 1] (0 = at or beyond the reference); NaN rows kept."""
+    z = (values - ref) / (best - ref)
+    return np.clip(z, 0.0, 1.0)
+
+
+def hypervolume(z: np.ndarray) -> float:
+    """Hypervolume of normalized points (``n x m``, higher is better) above the origin."""
+    import torch
+    from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    z = z[np.isfinite(z).all(axis=1)]
+    if len(z) == 0:
+        return 0.0
+    Y = torch.as_tensor(z, dtype=torch.double)
+    Y = Y[is_non_dominated(Y)]
+    part = DominatedPartitioning(ref_point=torch.zeros(Y.shape[-1], dtype=torch.double), Y=Y)
+    return float(part.compute_hypervolume())
+
+
+# ---- designs -------------------------------------------------------------------------------
+def _apply_conditions(config: CampaignConfig, recipe: Recipe) -> Recipe:
+    for cond in config.applicable_conditions(recipe):
+        recipe.update(cond.set)
+        for name in cond.inactive:
+            recipe[name] = None
+    return recipe
+
+
+def _round(inp: ContinuousInput, v: float) -> float:
+    if inp.step:
+        v = inp.lower + round((v - inp.lower) / inp.step) * inp.step
+    return float(min(max(round(v, 10), inp.lower), inp.upper))
+
+
+def _from_unit(config: CampaignConfig, u: np.ndarray) -> Recipe:
+    """A point of the unit cube (one coordinate per input) -> a valid recipe."""
+    recipe: Recipe = {}
+    for inp, x in zip(config.inputs, u):
+        if isinstance(inp, ContinuousInput):
+            recipe[inp.name] = _round(inp, inp.lower + float(x) * (inp.upper - inp.lower))
+        else:
+            recipe[inp.name] = inp.choices[min(int(x * len(inp.choices)), len(inp.choices) - 1)]
+    return _apply_conditions(config, recipe)
+
+
+def sobol_recipes(config: CampaignConfig, n: int, seed: int, skip: int = 0) -> list[Recipe]:
+    import warnings
+
+    from scipy.stats import qmc
+
+    engine = qmc.Sobol(d=len(config.inputs), scramble=True, seed=seed)
+    if skip:
+        engine.fast_forward(skip)
+    with warnings.catch_warnings():  # batches of 4 or 8 are not powers of two by design; fine here
+        warnings.simplefilter("ignore", UserWarning)
+        points = engine.random(n)
+    return [_from_unit(config, u) for u in points]
+
+
+def random_recipes(config: CampaignConfig, n: int, rng: np.random.Generator) -> list[Recipe]:
+    return [_from_unit(config, rng.random(len(config.inputs))) for _ in range(n)]
+
+
+def best_attainable(problem: Problem, n_per_dim: int = 4096, seed: int = 12345) -> np.ndarray:
+    """Noise-free target values (``k x m``) of a dense design: the pool, or a big Sobol set scored by ``truth``."""
+    config = problem.config
+    if problem.pool is not None:
+        return problem.pool[list(config.target_names)].to_numpy(float)
+    if problem.truth is None:
+        raise BenchmarkError("the oracle has no truth(recipe) function, so the best attainable hypervolume is unknown; define truth()")
+    recipes = sobol_recipes(config, n_per_dim * len(config.inputs), seed)
+    return np.array([[problem.truth(r)[t] for t in config.target_names] for r in recipes], dtype=float)
+
+
+# ---- strategies ----------------------------------------------------------------------------
+class Strategy:
+    """Proposes recipes from the history of one run. Subclasses are stateful within a run only."""
+
+    name = "strategy"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        self.problem, self.config, self.seed = problem, problem.config, seed
+
+    def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
+        raise NotImplementedError
+
+    def observe(self, recipes: list[Recipe], rows: pd.DataFrame) -> None:
+        """Hear the results of ``recipes`` (``rows``: the parsed batch)."""
+
+    def _pool_free(self, history: Campaign) -> pd.DataFrame:
+        pool = self.problem.pool
+        done = {_key(self.config, r) for r in history.experiments.to_dict(orient="records")}
+        return pool[[_key(self.config, r) not in done for r in pool.to_dict(orient="records")]]
+
+
+class RandomStrategy(Strategy):
+    name = "random"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        super().__init__(problem, seed)
+        self.rng = np.random.default_rng(seed + 1_000_003)
+
+    def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
+        if self.problem.pool is not None:
+            free = self._pool_free(history)
+            rows = free.sample(n=n, random_state=int(self.rng.integers(2**31)))
+            return _records(self.config, rows)
+        return random_recipes(self.config, n, self.rng)
+
+
+class SobolStrategy(Strategy):
+    name = "sobol"
+
+    def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
+        if self.problem.pool is not None:
+            raise BenchmarkError("the sobol strategy needs a continuous space; use botorch and random on lookup tables")
+        return sobol_recipes(self.config, n, self.seed + 7, skip=len(history.experiments))
+
+
+class TPEStrategy(Strategy):
+    """Optuna's multi-objective TPE (seeded), told every measured result; censored values at their
+    fallback (half-way to the physical bound), trials with a missing objective marked failed."""
+
+    name = "tpe"
+
+    def __init__(self, problem: Problem, seed: int) -> None:
+        import optuna
+
+        super().__init__(problem, seed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(
+            directions=[t.direction for t in self.config.targets], sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        )
+        self.trials: list = []
+
+    def _ask(self) -> tuple[Any, Recipe]:
+        trial = self.study.ask()
+        recipe: Recipe = {}
+        for inp in self.config.inputs:  # in config order, so a condition's "when" is decided first
+            if isinstance(inp, CategoricalInput):
+                if any(inp.name in c.inactive for c in self.config.applicable_conditions(recipe)):
+                    continue
+                recipe[inp.name] = trial.suggest_categorical(inp.name, list(inp.choices))
+        _apply_conditions(self.config, recipe)
+        for inp in self.config.inputs:
+            if isinstance(inp, ContinuousInput) and inp.name not in recipe:
+                recipe[inp.name] = trial.suggest_float(inp.name, inp.lower, inp.upper, step=inp.step)
+        return trial, recipe
+
+    def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
+        if self.problem.pool is not None:
+            raise BenchmarkError("the tpe strategy needs a continuous space; use botorch and random on lookup tables")
+        asked = [self._ask() for _ in range(n)]
+        self.trials = [t for t, _ in asked]
+        return [r for _, r in asked]
+
+    def observe(self, recipes: list[Recipe], rows: pd.DataFrame) -> None:
+        import optuna
+
+        trials = self.trials or [self._enqueued(r) for r in recipes]
+        for trial, (_, row) in zip(trials, rows.iterrows()):
+            values = []
+            for t in self.config.targets:
+                v, q = row[t.name], row[qualifier_column(t.name)]
+                if pd.isna(v):
+                    values = None
+                    break
+                if q == "<" and t.lower is not None:
+                    v = 0.5 * (v + t.lower)
+                elif q == ">" and t.upper is not None:
+                    v = 0.5 * (v + t.upper)
+                values.append(float(v))
+            self.study.tell(trial, values, state=optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL)
+        self.trials = []
+
+    def _enqueued(self, recipe: Recipe):
+        """The initial design enters the study as enqueued trials with exactly these recipes."""
+        params = {k: v for k, v in recipe.items() if v is not None}
+        self.study.enqueue_trial(params, skip_if_exists=False)
+        trial, _ = self._ask()
+        return trial
+
+
+class BoTorchStrategy(Strategy):
+    """The product's loop: fit the configured surrogates, then ``suggest_recipes`` (as ``kiln suggest``)."""
+
+    name = "botorch"
+
+    def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
+        from botorch.utils.sampling import manual_seed
+
+        from optimize.acquisition import suggest_recipes
+        from optimize.models import fit_models
+
+        with manual_seed(self.seed * 1000 + batch):
+            fitted = fit_models(history)
+            pool = self._pool_free(history) if self.problem.pool is not None else None
+            recipes, _ = suggest_recipes(history, fitted, n, self.seed * 1000 + batch, pool)
+        return _records(self.config, recipes)
+
+
+_CLASSES: dict[str, type[Strategy]] = {c.name: c for c in (BoTorchStrategy, RandomStrategy, SobolStrategy, TPEStrategy)}
+
+
+def _records(config: CampaignConfig, frame: pd.DataFrame) -> list[Recipe]:
+    out = []
+    for rec in frame[list(config.input_names)].to_dict(orient="records"):
+        out.append({k: (None if v == "" else v) for k, v in rec.items()})
+    return out
+
+
+# ---- running -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    strategies: tuple[str, ...] = STRATEGIES
+    seeds: tuple[int, ...] = tuple(range(10))
+    n_initial: int = 8
+    batches: int = 6
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in _CLASSES]
+        if unknown or not self.strategies:
+            raise BenchmarkError(f"unknown strategies {unknown}; choose from {list(_CLASSES)}")
+        for name in ("n_initial", "batches", "batch_size"):
+            if getattr(self, name) < 1:
+                raise BenchmarkError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.seeds:
+            raise BenchmarkError("at least one seed is needed")
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    problem: str
+    settings: BenchmarkSettings
+    rows: list[dict[str, Any]]  # strategy, seed, batch, n_experiments, hypervolume, seconds
+    best_hypervolume: float  # of the dense design / whole pool, in normalized units
+    mlflow_run_id: str | None = None
+    summary: list[dict[str, Any]] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem,
+            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.settings).items()},
+            "best_hypervolume": self.best_hypervolume,
+            "results": self.rows,
+            "summary": self.summary,
+            "mlflow_run_id": self.mlflow_run_id,
+        }
+
+
+def _batch_bytes(config: CampaignConfig, batch: str, start: int, recipes: list[Recipe], results: list[Mapping[str, Any]]) -> bytes:
+    """The CSV a lab would ingest for these recipes and results (validated by ``parse_table``)."""
+    rows = []
+    for i, (r, res) in enumerate(zip(recipes, results)):
+        row = {c: "" for c in table_columns(config)}
+        row[ID], row[BATCH] = f"x{start + i:04d}", batch
+        for k in config.input_names:
+            v = r.get(k)
+            row[k] = "" if v is None else (f"{v:.10g}" if isinstance(v, float) else str(v))
+        for t in config.target_names:
+            v = res.get(t)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            if isinstance(v, str) and v[:1] in "<>":
+                row[t], row[qualifier_column(t)] = v[1:], v[0]
+            else:
+                row[t] = f"{float(v):.10g}"
+        rows.append(row)
+    return csv_bytes(pd.DataFrame(rows, columns=table_columns(config)))
+
+
+def _scores(problem: Problem, recipes: list[Recipe], rows: pd.DataFrame) -> np.ndarray:
+    """Noise-free values of tried recipes (``n x m``): ``truth`` if known, else what was measured."""
+    cfg = problem.config
+    if problem.truth is not None:
+        return np.array([[problem.truth(r)[t] for t in cfg.target_names] for r in recipes], dtype=float)
+    vals = rows[list(cfg.target_names)].to_numpy(float).copy()
+    for j, t in enumerate(cfg.targets):  # a censored value is only known to be beyond its bound
+        cens = rows[qualifier_column(t.name)].isin(["<", ">"]).to_numpy()
+        vals[cens, j] = t.reference
+    return vals
+
+
+def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Callable[[str, int, int], None] | None = None) -> BenchmarkResult:
+    """Run every strategy for every seed; ``progress(strategy, seed, batch)`` is called after each batch."""
+    cfg = problem.config
+    dense = best_attainable(problem)
+    ref, best = _normalizer(cfg, dense)
+    hv_best = hypervolume(normalized(cfg, dense, ref, best))
+    if hv_best <= 0:
+        raise BenchmarkError("no recipe beats the reference point on every target: the hypervolume is always 0; lower the references")
+    rows: list[dict[str, Any]] = []
+    for seed in settings.seeds:
+        if problem.pool is not None:
+            initial = _records(cfg, problem.pool.sample(n=settings.n_initial, random_state=seed))
+        else:
+            initial = sobol_recipes(cfg, settings.n_initial, seed + 10_000)
+        for name in settings.strategies:
+            if problem.reseed is not None:
+                problem.reseed(seed)
+            strategy = _CLASSES[name](problem, seed)
+            batches: list[tuple[Path, bytes]] = []
+            tried: list[Recipe] = []
+            scored = np.zeros((0, len(cfg.targets)))
+            seconds = 0.0
+            for b in range(settings.batches + 1):
+                history = campaign_from_batches(cfg, batches)
+                t0 = time.perf_counter()
+                recipes = initial if b == 0 else strategy.propose(history, settings.batch_size, b)
+                seconds += time.perf_counter() - t0 if b else 0.0
+                results = [problem.measure(dict(r)) for r in recipes]
+                data = _batch_bytes(cfg, f"b{b}", len(tried), recipes, results)
+                path = Path(f"<{name}-seed{seed}-batch{b}>")
+                parsed = parse_table(data, cfg, str(path), existing_ids=list(history.experiments[ID]))
+                strategy.observe(recipes, parsed)
+                batches.append((path, data))
+                tried += recipes
+                scored = np.vstack([scored, _scores(problem, recipes, parsed)])
+                hv = hypervolume(normalized(cfg, scored, ref, best)) / hv_best
+                rows.append({"strategy": name, "seed": seed, "batch": b, "n_experiments": len(tried), "hypervolume": hv, "seconds": seconds})
+                if progress:
+                    progress(name, seed, b)
+    result = BenchmarkResult(problem.name, settings, rows, hv_best, None, summarize(rows))
+    return result
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per strategy and batch: median and interquartile range of the hypervolume, median seconds."""
+    frame = pd.DataFrame(rows)
+    out = []
+    for (name, b), g in frame.groupby(["strategy", "batch"], sort=False):
+        q25, q50, q75 = np.percentile(g.hypervolume, [25, 50, 75])
+        out.append({
+            "strategy": name, "batch": int(b), "n_experiments": int(g.n_experiments.iloc[0]),
+            "hv_median": float(q50), "hv_q25": float(q25), "hv_q75": float(q75), "seconds_median": float(g.seconds.median()),
+        })
+    return out
+
+
+def experiments_to_reach(rows: Sequence[Mapping[str, Any]], strategy: str, level: float) -> float:
+    """Median (over seeds) number of experiments a strategy needed to reach ``level`` of the best hypervolume
+    (``inf`` for a seed that never did; the median is then ``inf`` if half the seeds never did)."""
+    frame = pd.DataFrame(rows)
+    frame = frame[frame.strategy == strategy]
+    needed = []
+    for _, g in frame.groupby("seed"):
+        hit = g[g.hypervolume >= level].n_experiments
+        needed.append(float(hit.min()) if len(hit) else math.inf)
+    return float(np.median(needed)) if needed else math.nan
