@@ -24,12 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.logei import (
+    qLogExpectedHypervolumeImprovement,
+    qLogNoisyExpectedHypervolumeImprovement,
+)
 from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
-from botorch.exceptions.warnings import OptimizationWarning
 from botorch.generation.gen import gen_candidates_scipy
 from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.multi_objective.box_decompositions.non_dominated import FastNondominatedPartitioning
+from botorch.utils.multi_objective.pareto import is_non_dominated
 from botorch.utils.sampling import sample_simplex
 from torch import Tensor
 from torch.quasirandom import SobolEngine
@@ -113,24 +117,56 @@ def _evaluate(acqf, X: Tensor) -> Tensor:
         return torch.cat([acqf(X[i : i + _EVAL_CHUNK].unsqueeze(-2)) for i in range(0, len(X), _EVAL_CHUNK)])
 
 
-def _build_acqf(config: CampaignConfig, fitted: FittedModels, X_baseline: Tensor, X_pending: Tensor | None, step: int, seed: int):
+def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tensor, seed: int):
+    """``build(X_pending, step) -> acquisition function`` for the configured kind.
+
+    - ``qlognehvi``: noisy EHVI, integrating over the uncertain baseline front (a box decomposition
+      per MC sample: most accurate, slowest);
+    - ``qlogehvi``: EHVI against the front of the posterior means at the measured and pending recipes
+      (pending ones "believed" at their predicted means): one box decomposition per step;
+    - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed).
+    """
     settings = config.acquisition
     model = fitted.botorch_model()
     signs = torch.tensor([t.sign for t in config.targets], dtype=torch.double)
     objective = WeightedMCMultiOutputObjective(weights=signs)
-    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
-    pending = X_pending if X_pending is not None and len(X_pending) else None
-    if settings.kind == "qlognehvi":
-        ref = signs * torch.tensor([t.reference for t in config.targets], dtype=torch.double)
-        return qLogNoisyExpectedHypervolumeImprovement(
-            model=model, ref_point=ref.tolist(), X_baseline=X_baseline, sampler=sampler, objective=objective,
-            X_pending=pending, prune_baseline=True, cache_root=False,
-        )
-    weights = sample_simplex(len(config.targets), dtype=torch.double, seed=seed + 7919 * step).squeeze(0)
-    return qLogNParEGO(
-        model=model, X_baseline=X_baseline, scalarization_weights=weights, sampler=sampler,
-        objective=objective, X_pending=pending, prune_baseline=True, cache_root=False,
-    )
+    ref = signs * torch.tensor([t.reference for t in config.targets], dtype=torch.double)
+
+    def sampler(step: int) -> SobolQMCNormalSampler:
+        return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
+
+    if settings.kind == "qlogehvi":
+        with torch.no_grad():
+            Y_base = model.posterior(X_baseline).mean * signs  # k x m, maximization space
+
+        def build(pending: Tensor | None, step: int):
+            Y = Y_base
+            if pending is not None:  # believe the predicted means of pending recipes (Kriging believer)
+                with torch.no_grad():
+                    Y = torch.cat([Y, model.posterior(pending).mean * signs])
+            partitioning = FastNondominatedPartitioning(ref_point=ref, Y=Y[is_non_dominated(Y)])
+            return qLogExpectedHypervolumeImprovement(
+                model=model, ref_point=ref.tolist(), partitioning=partitioning, sampler=sampler(step), objective=objective,
+            )
+
+    elif settings.kind == "qlognehvi":
+
+        def build(pending: Tensor | None, step: int):
+            return qLogNoisyExpectedHypervolumeImprovement(
+                model=model, ref_point=ref.tolist(), X_baseline=X_baseline, sampler=sampler(step), objective=objective,
+                X_pending=pending, prune_baseline=True, cache_root=False,
+            )
+
+    else:
+
+        def build(pending: Tensor | None, step: int):
+            weights = sample_simplex(len(config.targets), dtype=torch.double, seed=seed + 7919 * step).squeeze(0)
+            return qLogNParEGO(
+                model=model, X_baseline=X_baseline, scalarization_weights=weights, sampler=sampler(step),
+                objective=objective, X_pending=pending, prune_baseline=True, cache_root=False,
+            )
+
+    return build
 
 
 def suggest_recipes(campaign, fitted: FittedModels, n: int, seed: int, pool: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Proposal]:
@@ -185,11 +221,12 @@ def propose(
     # target is a GP) follows the GP targets' gradients and is kept only where it scores better.
     polish = any(s.differentiable for s in fitted.surrogates.values())
     n_raw = settings.raw_samples_per_combo * (1 if fitted.differentiable else POOL_FACTOR_WITHOUT_GRADIENTS)
+    build = _acqf_builder(config, fitted, X_measured, seed)
     for step in range(n):
         pending = torch.cat([X_pending, *[c.unsqueeze(0) for c in chosen]]) if (len(X_pending) or chosen) else None
-        acqf = _build_acqf(config, fitted, X_measured, pending, step, seed)
+        acqf = build(pending, step)
         avoid = torch.cat([X_measured, X_pending.reshape(-1, d), *[c.unsqueeze(0) for c in chosen]])
-        # 1. raw Sobol scoring over every combination
+        # 1. score Sobol points of the continuous inputs under every combination (already on the steps)
         base = sobol.draw(n_raw).to(torch.double)
         raw = []
         for combo in combos:
@@ -198,18 +235,16 @@ def propose(
             for j, v in combo.fixed.items():
                 Xc[:, j] = v
             raw.append(Xc)
-        X_raw = torch.cat(raw)
+        X_raw = _round(torch.cat(raw), steps, encoder)
         v_raw = _evaluate(acqf, X_raw)
-        order = torch.argsort(v_raw, descending=True)
-        # 2. polish the best starts, grouped by which features they hold fixed
-        pool = _round(X_raw[order], steps, encoder)
+        pool, pool_v = X_raw, v_raw
+        # 2. polish the best starts, grouped by which features they hold fixed, round again
         if polish:
-            top = order[: settings.restarts]
+            top = torch.argsort(v_raw, descending=True)[: settings.restarts]
             combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
-            polished = _polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter)
-            pool = torch.cat([_round(polished, steps, encoder), pool])
-        # 3. round, drop duplicates, keep the best; fall back to the ranked raw points
-        pool_v = _evaluate(acqf, pool)
+            polished = _round(_polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter), steps, encoder)
+            pool, pool_v = torch.cat([polished, X_raw]), torch.cat([_evaluate(acqf, polished), v_raw])
+        # 3. the best candidate that does not duplicate a measured, pending or chosen recipe
         best = None
         for k in torch.argsort(pool_v, descending=True).tolist():
             if not _is_duplicate(pool[k], avoid, cont_dims, cat_dims, settings.duplicate_tolerance):
@@ -235,9 +270,10 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
         pick = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         return Proposal(X_pool[[free[i] for i in pick]], np.full(n, np.nan), "random-pool")
     chosen, values = [], []
+    build = _acqf_builder(config, fitted, X_measured, seed)
     for step in range(n):
         pending = torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
-        acqf = _build_acqf(config, fitted, X_measured, pending, step, seed)
+        acqf = build(pending, step)
         cand = [i for i in free if i not in chosen]
         v = _evaluate(acqf, X_pool[cand])
         k = int(torch.argmax(v))
@@ -259,9 +295,9 @@ def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Te
     for fixed_dims, idx in keyed.items():
         group = starts[idx]
         fixed = {j: group[:, j].clone() for j in fixed_dims}
-        with warnings.catch_warnings():
-            # L-BFGS-B stopping on a flat or rounded patch is fine: the start point is kept in the pool.
-            warnings.simplefilter("ignore", OptimizationWarning)
+        with warnings.catch_warnings(record=True):
+            # L-BFGS-B stopping on a flat or rounded patch is fine: the start point is kept in the pool
+            # (botorch re-enables these warnings, so they are recorded and dropped rather than filtered).
             cands, _ = gen_candidates_scipy(
                 initial_conditions=group.unsqueeze(-2),
                 acquisition_function=acqf,

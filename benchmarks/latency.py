@@ -1,0 +1,191 @@
+"""Latency of kiln's fit and suggest vs a default-settings BoTorch loop, on virtual-lab campaigns.
+
+    python benchmarks/latency.py                       # the full grid (tens of minutes)
+    python benchmarks/latency.py --n 100 --q 8 --repeats 1
+
+For each n (experiments) a campaign is simulated by the virtual lab (Sobol recipes, noisy, censored
+PLQY, 10 % of samples not water-tested). Every measurement runs in a fresh process, so peak memory
+(max RSS) is that of one job. Measured:
+
+- ``retrain``: what ``kiln retrain``/``kiln ingest`` does: model selection by CV over the config's
+  candidates (Optuna for GBM), fit of the winners; its result is cached by data version.
+- ``fit-gp``: fitting the four GP surrogates alone (what suggest costs when the cache is cold and GPs
+  are the only candidates);
+- ``suggest``: what ``kiln suggest -n q`` does after a retrain: load the cached models, propose q recipes.
+- ``baseline``: plain BoTorch with default settings: a ``MixedSingleTaskGP`` per target in a
+  ``ModelListGP``, ``qLogNoisyExpectedHypervolumeImprovement`` (128 MC samples), ``optimize_acqf_mixed``
+  over the categorical combinations with ``num_restarts=10, raw_samples=512``.
+
+Results go to ``benchmarks/latency.json`` and a Markdown table on stdout (median of the repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CONFIG = ROOT / "configs" / "cspbbr3_sio2.yaml"
+
+
+def simulated_campaign(config, n: int, seed: int = 0):
+    """A campaign of ``n`` virtual-lab experiments (in memory, validated like files on disk)."""
+    import numpy as np
+
+    from optimize.benchmark import _batch_bytes, sobol_recipes
+    from optimize.campaign import campaign_from_batches
+    from optimize.virtual_lab import VirtualLab
+
+    lab = VirtualLab(missing_water=0.1)
+    rng = np.random.default_rng(seed)
+    recipes = sobol_recipes(config, n, seed)
+    results = [lab.measure(r, rng) for r in recipes]
+    return campaign_from_batches(config, [(Path("<simulated>"), _batch_bytes(config, "sim", 0, recipes, results))])
+
+
+def _gp_only(config):
+    return config.model_copy(update={"models": config.models.model_copy(update={"candidates": ("gp-onehot",)})})
+
+
+def worker(kind: str, n: int, q: int, seed: int) -> dict:
+    import torch
+
+    from optimize.config import load_config
+
+    torch.manual_seed(seed)
+    config = load_config(CONFIG)
+    campaign = simulated_campaign(config, n, seed)
+    out: dict = {"kind": kind, "n": n, "q": q, "seed": seed}
+    t0 = time.perf_counter()
+    if kind == "retrain":
+        from optimize.models import select_models
+
+        fitted, _ = select_models(campaign)
+        out["seconds"] = time.perf_counter() - t0
+        out["models"] = {k: r.chosen for k, r in fitted.reports.items()}
+    elif kind == "fit-gp":
+        from optimize.models import fit_models
+
+        fit_models(campaign.__class__(_gp_only(config), campaign.experiments, campaign.batches, campaign.ledger))
+        out["seconds"] = time.perf_counter() - t0
+    elif kind == "suggest":
+        from optimize.acquisition import suggest_recipes
+        from optimize.models import FittedModels, select_models
+
+        fitted, _ = select_models(campaign)
+        doc = json.loads(json.dumps(fitted.to_json()))  # the cache, as kiln suggest reads it
+        t0 = time.perf_counter()
+        fitted = FittedModels.from_json(doc)
+        out["load_seconds"] = time.perf_counter() - t0
+        suggest_recipes(campaign, fitted, q, seed)
+        out["seconds"] = time.perf_counter() - t0
+        out["models"] = {k: r.chosen for k, r in fitted.reports.items()}
+    elif kind == "baseline":
+        out["seconds"] = baseline(config, campaign, q, seed)
+    else:
+        raise ValueError(kind)
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def baseline(config, campaign, q: int, seed: int) -> float:
+    """Default-settings BoTorch on the same data; returns the wall time of fit + optimize."""
+    import torch
+    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import MixedSingleTaskGP, ModelListGP
+    from botorch.optim import optimize_acqf_mixed
+    from gpytorch.mlls import SumMarginalLogLikelihood
+
+    from optimize.acquisition import enumerate_combos
+    from optimize.models import encoder_for
+
+    t0 = time.perf_counter()
+    enc = encoder_for(config)
+    models = []
+    for t in config.targets:
+        rows = campaign.measured(t.name)
+        X = enc.encode(rows[list(config.input_names)])
+        Y = torch.as_tensor(rows[t.name].to_numpy(float) * t.sign, dtype=torch.double).unsqueeze(-1)
+        models.append(MixedSingleTaskGP(X, Y, cat_dims=enc.cat_dims))
+    model = ModelListGP(*models)
+    fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
+    X_all = enc.encode(campaign.experiments[list(config.input_names)])
+    ref = [t.reference * t.sign for t in config.targets]
+    acqf = qLogNoisyExpectedHypervolumeImprovement(model=model, ref_point=ref, X_baseline=X_all, prune_baseline=True)
+    d = X_all.shape[-1]
+    bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
+    for j in enc.cat_dims:
+        bounds[1, j] = enc.features[j].not_applicable
+    fixed = [c.fixed for c in enumerate_combos(config, enc)]
+    optimize_acqf_mixed(acqf, bounds=bounds, q=q, num_restarts=10, raw_samples=512, fixed_features_list=fixed)
+    return time.perf_counter() - t0
+
+
+def measure(kind: str, n: int, q: int, seed: int, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, str(n), str(q), str(seed)]
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return {"kind": kind, "n": n, "q": q, "seed": seed, "seconds": None, "timeout": timeout}
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["process_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", default="20,100,500")
+    ap.add_argument("--q", default="1,4,8,16")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline-q", default="8", help="q values to run the (slow) baseline at")
+    ap.add_argument("--baseline-n", default="20,100", help="n values to run the baseline at")
+    ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency.json")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        kind, n, q, seed = args.worker
+        print(json.dumps(worker(kind, int(n), int(q), int(seed))))
+        return
+    ns = [int(x) for x in args.n.split(",")]
+    qs = [int(x) for x in args.q.split(",")]
+    jobs = []
+    for n in ns:
+        jobs += [("retrain", n, 0), ("fit-gp", n, 0)]
+        jobs += [("suggest", n, q) for q in qs]
+        jobs += [("baseline", n, q) for q in (int(x) for x in args.baseline_q.split(",")) if n in {int(x) for x in args.baseline_n.split(",")}]
+    rows = []
+    for kind, n, q in jobs:
+        for seed in range(args.repeats if kind != "baseline" else min(args.repeats, 2)):
+            r = measure(kind, n, q, seed, args.timeout)
+            rows.append(r)
+            print(f"{kind:8s} n={n:4d} q={q:2d} seed={seed}: {r.get('seconds')} s, {r.get('peak_mb', 0):.0f} MB", file=sys.stderr, flush=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+    print(table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["n"], r["q"]), []).append(r)
+    lines = ["| job | n | q | median s | runs | peak MB | models chosen |", "|---|---:|---:|---:|---:|---:|---|"]
+    for (kind, n, q), g in groups.items():
+        secs = [r["seconds"] for r in g if r.get("seconds") is not None]
+        med = f"{statistics.median(secs):.1f}" if len(secs) == len(g) else f"> {g[0]['timeout']:.0f} (timeout)"
+        mb = statistics.median([r.get("peak_mb", 0) for r in g])
+        models = ", ".join(f"{k} {v}" for k, v in g[0].get("models", {}).items())
+        lines.append(f"| {kind} | {n} | {q if kind in ('suggest', 'baseline') else ''} | {med} | {len(g)} | {mb:.0f} | {models} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
