@@ -10,8 +10,10 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
 3. round to the configured steps, drop near-duplicates of measured, pending or already chosen recipes,
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 
-The acquisition is qLogNEHVI (or qLogNParEGO) on the per-target surrogates (whichever model won
-cross-validation for each target), with minimized targets negated.
+The acquisition (``acquisition.kind``) is qLogEHVI against the posterior-mean front with pending
+recipes believed at their means (the default: 3 s for 8 recipes at 100 experiments), qLogNEHVI or
+qLogNParEGO, on the per-target surrogates (whichever model won cross-validation for each target),
+with minimized targets negated.
 Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
 """
 

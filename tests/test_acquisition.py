@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,12 +81,15 @@ def test_reproducible_with_seed_and_pending_excluded(fitted_seed):
         assert not (same_cat and close)
 
 
-def test_parego_variant(fitted_seed):
+@pytest.mark.parametrize("kind", ["qlognparego", "qlogehvi"])
+def test_other_acquisition_kinds(fitted_seed, kind):
     cfg, fitted, X = fitted_seed
-    cfg2 = cfg.model_copy(update={"acquisition": cfg.acquisition.model_copy(update={"kind": "qlognparego"})})
-    p = propose(cfg2, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 2, seed=0)
-    assert p.strategy == "qlognparego"
-    _check_valid(cfg2, recipes_frame(cfg2, fitted.encoder, p.X))
+    cfg2 = cfg.model_copy(update={"acquisition": cfg.acquisition.model_copy(update={"kind": kind})})
+    p = propose(cfg2, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 3, seed=0)
+    assert p.strategy == kind and np.isfinite(p.acquisition_values).all()
+    recipes = recipes_frame(cfg2, fitted.encoder, p.X)
+    _check_valid(cfg2, recipes)
+    assert not recipes.duplicated().any()
 
 
 def test_gradient_boosting_targets_still_get_suggestions(tmp_path):
