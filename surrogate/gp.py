@@ -1,9 +1,11 @@
 """Gaussian-process surrogate for one target on encoded inputs.
 
-Mixed inputs use BoTorch's ``MixedSingleTaskGP``: an RBF kernel on the continuous features combined
-(sum and product) with a categorical kernel ``exp(-mismatch / lengthscale)`` on integer-coded
-categories, so no ordering is imposed on, e.g., carbonates. Outcomes are standardized with a floor on
-the scale so that a target measured once or twice does not get a falsely tiny uncertainty.
+On ``codes`` features, BoTorch's ``MixedSingleTaskGP``: an RBF kernel on the continuous features
+combined (sum and product) with a categorical kernel ``exp(-mismatch / lengthscale)`` on integer-coded
+categories. On ``onehot`` or ``descriptors`` features, a ``SingleTaskGP`` with BoTorch's default ARD
+kernel and priors (4-5x faster to fit). Outcomes are standardized with a floor on the scale so that a
+target measured once or twice does not get a falsely tiny uncertainty, and the noise never goes below
+the target's measurement noise floor.
 """
 
 from __future__ import annotations
