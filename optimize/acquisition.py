@@ -265,7 +265,8 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
     cont_dims, cat_dims = encoder.cont_dims, encoder.cat_dims
     tol = 1e-9  # a pool row is "taken" only if it is that very recipe
     d = X_pool.shape[-1]
-    free = [i for i in range(len(X_pool)) if not _is_duplicate(X_pool[i], torch.cat([X_measured, X_pending.reshape(-1, d)]), cont_dims, cat_dims, tol)]
+    taken = torch.cat([X_measured, X_pending.reshape(-1, d)])
+    free = [i for i in range(len(X_pool)) if not _is_duplicate(X_pool[i], taken, cont_dims, cat_dims, tol)]
     if len(free) < n:
         raise ValueError(f"the candidate pool has {len(free)} untried recipes, fewer than the {n} asked for")
     if len(fitted.surrogates) < len(config.targets) or len(X_measured) == 0:
@@ -334,10 +335,7 @@ def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(config.input_names))
     for inp in config.inputs:
         if isinstance(inp, ContinuousInput):
-            vals = frame[inp.name].astype(float)
-            if inp.step:
-                vals = inp.lower + np.round((vals - inp.lower) / inp.step) * inp.step
-            frame[inp.name] = np.clip(np.round(vals, 10), inp.lower, inp.upper)
+            frame[inp.name] = inp.snap(frame[inp.name].astype(float))
         else:
             frame[inp.name] = frame[inp.name].fillna("")
     return frame

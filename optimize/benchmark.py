@@ -174,18 +174,12 @@ def _apply_conditions(config: CampaignConfig, recipe: Recipe) -> Recipe:
     return recipe
 
 
-def _round(inp: ContinuousInput, v: float) -> float:
-    if inp.step:
-        v = inp.lower + round((v - inp.lower) / inp.step) * inp.step
-    return float(min(max(round(v, 10), inp.lower), inp.upper))
-
-
 def _from_unit(config: CampaignConfig, u: np.ndarray) -> Recipe:
     """A point of the unit cube (one coordinate per input) -> a valid recipe."""
     recipe: Recipe = {}
     for inp, x in zip(config.inputs, u):
         if isinstance(inp, ContinuousInput):
-            recipe[inp.name] = _round(inp, inp.lower + float(x) * (inp.upper - inp.lower))
+            recipe[inp.name] = float(inp.snap(inp.lower + float(x) * (inp.upper - inp.lower)))
         else:
             recipe[inp.name] = inp.choices[min(int(x * len(inp.choices)), len(inp.choices) - 1)]
     return _apply_conditions(config, recipe)

@@ -60,6 +60,17 @@ def _emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
+def _call(fn, config: Path, format: Format, *args: Any) -> tuple[Any, Any]:
+    """Load the config and run ``fn(cfg, *args)``. In json mode print the result and return it as
+    ``None`` (the command is done); else return it for the command to render."""
+    cfg = _run(_load, config)
+    result = _run(fn, cfg, *args)
+    if format is Format.json:
+        _emit_json(result.to_json())
+        return cfg, None
+    return cfg, result
+
+
 def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -78,10 +89,8 @@ def suggest(
     """Propose the next N recipes; record them as pending and write a batch template to fill in."""
     from optimize.service import suggest as run_suggest
 
-    cfg = _run(_load, config)
-    result = _run(run_suggest, cfg, n, seed)
-    if format is Format.json:
-        _emit_json(result.to_json())
+    cfg, result = _call(run_suggest, config, format, n, seed)
+    if result is None:
         return
     table = Table(title=f"{cfg.name}: batch {result.batch} ({result.strategy}, data {result.data_version})")
     table.add_column("id")
@@ -107,10 +116,8 @@ def ingest(
     """Validate a filled batch, add it to the campaign (append-only), retrain and log to MLflow."""
     from optimize.service import ingest as run_ingest
 
-    cfg = _run(_load, config)
-    result = _run(run_ingest, cfg, file)
-    if format is Format.json:
-        _emit_json(result.to_json())
+    cfg, result = _call(run_ingest, config, format, file)
+    if result is None:
         return
     Console().print(f"added {result.rows} experiments as {result.batch_file.name} (data version {result.data_version})")
     _print_retrain(result.retrain)
@@ -121,10 +128,8 @@ def retrain(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table
     """Refit all surrogates: per target, the model with the best cross-validated NLPD wins."""
     from optimize.service import retrain as run_retrain
 
-    cfg = _run(_load, config)
-    result = _run(run_retrain, cfg)
-    if format is Format.json:
-        _emit_json(result.to_json())
+    cfg, result = _call(run_retrain, config, format)
+    if result is None:
         return
     _print_retrain(result)
 
@@ -163,10 +168,8 @@ def predict(
     """Predict every target (mean and std) for the recipes in FILE with the current models."""
     from optimize.service import predict as run_predict
 
-    cfg = _run(_load, config)
-    result = _run(run_predict, cfg, file)
-    if format is Format.json:
-        _emit_json(result.to_json())
+    cfg, result = _call(run_predict, config, format, file)
+    if result is None:
         return
     table = Table(title=f"predictions (data {result.data_version})")
     table.add_column("id")
@@ -237,10 +240,8 @@ def history(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table
     """Experiments so far, best value per target, the measured Pareto set and pending suggestions."""
     from optimize.service import history as run_history
 
-    cfg = _run(_load, config)
-    result = _run(run_history, cfg)
-    if format is Format.json:
-        _emit_json(result.to_json())
+    cfg, result = _call(run_history, config, format)
+    if result is None:
         return
     console = Console()
     pareto_ids = set(result.pareto["experiment_id"])

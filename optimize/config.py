@@ -47,6 +47,15 @@ class ContinuousInput(_Frozen):
             raise ValueError(f"input {self.name!r}: lower ({self.lower}) must be below upper ({self.upper})")
         return self
 
+    def snap(self, values):
+        """Raw value(s) rounded to ``step`` (anchored at ``lower``) and clipped to the bounds."""
+        import numpy as np
+
+        v = np.asarray(values, dtype=float)
+        if self.step:
+            v = self.lower + np.round((v - self.lower) / self.step) * self.step
+        return np.clip(np.round(v, 10), self.lower, self.upper)
+
 
 class Descriptors(_Frozen):
     """Physical descriptors of a categorical input's categories (one value per name per category).

@@ -196,7 +196,8 @@ def select_models(campaign: Campaign, score: bool = True) -> tuple[FittedModels,
         params: dict[str, Any] = {}
         labels = list(ms.candidates)
         compare = n_obs >= MIN_ROWS_TO_SELECT and (score or len(labels) > 1)
-        for label in labels:
+        fallback = "gp" if "gp" in labels else labels[0]
+        for label in labels if compare else [fallback]:  # tune only the models that will be scored or used
             if label.startswith("gbm") and len(y) >= 4:
                 res = tune_gbm(
                     featurizer_for(config, _KIND_MODE[label][1]), X, y, q,
@@ -212,7 +213,7 @@ def select_models(campaign: Campaign, score: bool = True) -> tuple[FittedModels,
                 results.append(cross_validate(make_candidate(config, t, label, params.get(label)), X, y, q, splits))
             chosen = choose(results).label
         else:
-            chosen = "gp" if "gp" in labels else labels[0]
+            chosen = fallback
             if n_obs < MIN_ROWS_TO_SELECT:
                 note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
         model = make_candidate(config, t, chosen, params.get(chosen)).fit(X, y, q)
