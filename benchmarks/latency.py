@@ -9,9 +9,14 @@ PLQY, 10 % of samples not water-tested). Every measurement runs in a fresh proce
 
 - ``retrain``: what ``kiln retrain``/``kiln ingest`` does: model selection by CV over the config's
   candidates (Optuna for GBM), fit of the winners; its result is cached by data version.
-- ``fit-gp``: fitting the four GP surrogates alone (what suggest costs when the cache is cold and GPs
-  are the only candidates);
-- ``suggest``: what ``kiln suggest -n q`` does after a retrain: load the cached models, propose q recipes.
+- ``ingest``: what ``kiln ingest`` does after 8 more experiments: the ``retrain`` job's models (same n
+  and seed) are the warm start and the kept choice (``models.reselect_growth``), refit on n + 8 rows;
+- ``fit-gp``: fitting the four GP surrogates alone, cold (what suggest costs when the cache is cold
+  and GPs are the only candidates);
+- ``fit-gp-warm``: the same fit warm-started from GPs fitted on the first n - 8 rows (the previous
+  batch), as ``kiln ingest`` does (``models.warm_start``); the warm-up fit is not timed;
+- ``suggest``: what ``kiln suggest -n q`` does after a retrain: load the cached models (the JSON the
+  ``retrain`` job of the same n and seed wrote), propose q recipes.
 - ``baseline``: plain BoTorch with default settings: a ``MixedSingleTaskGP`` per target in a
   ``ModelListGP``, ``qLogNoisyExpectedHypervolumeImprovement`` (128 MC samples), ``optimize_acqf_mixed``
   over the categorical combinations with ``num_restarts=10, raw_samples=512``.
@@ -33,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "configs" / "cspbbr3_sio2.yaml"
+CACHE = ROOT / "benchmarks" / ".latency_cache"  # models the retrain jobs fit, read by the suggest jobs
 
 
 def simulated_campaign(config, n: int, seed: int = 0):
@@ -64,23 +70,44 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
     campaign = simulated_campaign(config, n, seed)
     out: dict = {"kind": kind, "n": n, "q": q, "seed": seed}
     t0 = time.perf_counter()
+    cached = CACHE / f"n{n}-seed{seed}.json"
     if kind == "retrain":
         from optimize.models import select_models
 
         fitted, _ = select_models(campaign)
         out["seconds"] = time.perf_counter() - t0
         out["models"] = {k: r.chosen for k, r in fitted.reports.items()}
-    elif kind == "fit-gp":
+        CACHE.mkdir(exist_ok=True)
+        cached.write_text(json.dumps(fitted.to_json()))
+    elif kind == "ingest":
+        from optimize.models import FittedModels, select_models
+
+        previous = FittedModels.from_json(json.loads(cached.read_text()))
+        grown = simulated_campaign(config, n + 8, seed)
+        assert grown.experiments.iloc[:n][list(config.input_names)].equals(campaign.experiments[list(config.input_names)])
+        t0 = time.perf_counter()
+        fitted, _ = select_models(grown, warm=previous, reselect=False)
+        out["seconds"] = time.perf_counter() - t0
+        out["models"] = {k: r.chosen for k, r in fitted.reports.items()}
+    elif kind in ("fit-gp", "fit-gp-warm"):
         from optimize.models import fit_models
 
-        fit_models(campaign.__class__(_gp_only(config), campaign.experiments, campaign.batches, campaign.ledger))
+        gp = _gp_only(config)
+        warm = None
+        if kind == "fit-gp-warm":
+            earlier = campaign.__class__(gp, campaign.experiments.iloc[: n - 8], campaign.batches, campaign.ledger)
+            warm = fit_models(earlier)
+            t0 = time.perf_counter()
+        fit_models(campaign.__class__(gp, campaign.experiments, campaign.batches, campaign.ledger), warm=warm)
         out["seconds"] = time.perf_counter() - t0
     elif kind == "suggest":
         from optimize.acquisition import suggest_recipes
         from optimize.models import FittedModels, select_models
 
-        fitted, _ = select_models(campaign)
-        doc = json.loads(json.dumps(fitted.to_json()))  # the cache, as kiln suggest reads it
+        if cached.exists():
+            doc = json.loads(cached.read_text())
+        else:
+            doc = json.loads(json.dumps(select_models(campaign)[0].to_json()))
         t0 = time.perf_counter()
         fitted = FittedModels.from_json(doc)
         out["load_seconds"] = time.perf_counter() - t0
@@ -147,7 +174,8 @@ def main() -> None:
     ap.add_argument("--q", default="1,4,8,16")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline-q", default="8", help="q values to run the (slow) baseline at")
-    ap.add_argument("--baseline-n", default="20,100", help="n values to run the baseline at")
+    ap.add_argument("--baseline-n", default="20,100,500", help="n values to run the baseline at")
+    ap.add_argument("--baseline-repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency.json")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -160,12 +188,12 @@ def main() -> None:
     qs = [int(x) for x in args.q.split(",")]
     jobs = []
     for n in ns:
-        jobs += [("retrain", n, 0), ("fit-gp", n, 0)]
+        jobs += [("retrain", n, 0), ("ingest", n, 0), ("fit-gp", n, 0), ("fit-gp-warm", n, 0)]
         jobs += [("suggest", n, q) for q in qs]
         jobs += [("baseline", n, q) for q in (int(x) for x in args.baseline_q.split(",")) if n in {int(x) for x in args.baseline_n.split(",")}]
     rows = []
     for kind, n, q in jobs:
-        for seed in range(args.repeats if kind != "baseline" else min(args.repeats, 2)):
+        for seed in range(args.repeats if kind != "baseline" else args.baseline_repeats):
             r = measure(kind, n, q, seed, args.timeout)
             rows.append(r)
             print(f"{kind:8s} n={n:4d} q={q:2d} seed={seed}: {r.get('seconds')} s, {r.get('peak_mb', 0):.0f} MB", file=sys.stderr, flush=True)

@@ -34,7 +34,7 @@ import pandas as pd
 from optimize.campaign import Campaign, campaign_from_batches, csv_bytes
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
 from optimize.errors import KilnError
-from optimize.validation import BATCH, ID, parse_table, qualifier_column, table_columns
+from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
 
 STRATEGIES = ("botorch", "random", "sobol", "tpe")
 Recipe = dict[str, Any]
@@ -97,10 +97,7 @@ def oracle_problem(config: CampaignConfig, spec: str) -> Problem:
 def lookup_problem(config: CampaignConfig, path: Path) -> Problem:
     """A lookup table: its rows are the only recipes; measuring one returns its row's values."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise BenchmarkError(f"{path}: cannot read the lookup table ({e.strerror})") from None
+    data = read_data_file(path)
     table = parse_table(data, config, str(path), require_targets=False)
     missing = [t for t in config.target_names if t not in table.columns]
     if missing:
@@ -328,6 +325,10 @@ class BoTorchStrategy(Strategy):
 
     name = "botorch"
 
+    def __init__(self, problem: Problem, seed: int) -> None:
+        super().__init__(problem, seed)
+        self._fitted = None  # the previous batch's models: a warm start when models.warm_start
+
     def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
         from botorch.utils.sampling import manual_seed
 
@@ -335,7 +336,8 @@ class BoTorchStrategy(Strategy):
         from optimize.models import fit_models
 
         with manual_seed(self.seed * 1000 + batch):
-            fitted = fit_models(history)
+            fitted = fit_models(history, warm=self._fitted)
+            self._fitted = fitted
             pool = self._pool_free(history) if self.problem.pool is not None else None
             recipes, _ = suggest_recipes(history, fitted, n, self.seed * 1000 + batch, pool)
         return _records(self.config, recipes)

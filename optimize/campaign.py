@@ -26,7 +26,7 @@ import pandas as pd
 from optimize.config import CampaignConfig, ContinuousInput
 from optimize.errors import DataError
 from optimize.fileio import atomic_write, campaign_lock, sha256
-from optimize.validation import BATCH, ID, parse_table, qualifier_column, table_columns
+from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
 
 BATCHES = "batches"
 LEDGER = "suggestions.csv"
@@ -125,10 +125,7 @@ def ingest_batch(config: CampaignConfig, file: Path) -> BatchFile:
         DataError: the file is invalid or was already ingested; nothing is written then.
     """
     file = Path(file)
-    try:
-        data = file.read_bytes()
-    except OSError as e:
-        raise DataError(str(file), f"cannot read the file ({e.strerror})", "check the path") from None
+    data = read_data_file(file)
     digest = sha256(data)
     with campaign_lock(config.data_path):
         campaign = load_campaign(config)

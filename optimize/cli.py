@@ -112,15 +112,17 @@ def ingest(
     file: Annotated[Path, typer.Argument(help="filled batch CSV (e.g. a template from kiln suggest)")],
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
+    retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="refit the models now (else the next suggest does)")] = True,
 ) -> None:
     """Validate a filled batch, add it to the campaign (append-only), retrain and log to MLflow."""
     from optimize.service import ingest as run_ingest
 
-    cfg, result = _call(run_ingest, config, format, file)
+    cfg, result = _call(run_ingest, config, format, file, retrain)
     if result is None:
         return
     Console().print(f"added {result.rows} experiments as {result.batch_file.name} (data version {result.data_version})")
-    _print_retrain(result.retrain)
+    if result.retrain is not None:
+        _print_retrain(result.retrain)
 
 
 @app.command()

@@ -179,6 +179,10 @@ class ModelSettings(_Frozen):
     tuning_trials: int = Field(default=20, ge=1, le=1000)
     gbm_members: int = Field(default=8, ge=2, le=200)
     importance_repeats: int = Field(default=5, ge=1, le=100)
+    warm_start: bool = True  # start GP hyper-parameter fits from the previous data version's models
+    # After an ingest, keep each target's chosen model (refit on all rows) until its rows have grown by
+    # this fraction since the cross-validation that chose it; kiln retrain always compares again.
+    reselect_growth: float = Field(default=0.25, ge=0, le=10)
     seed: int = 0
 
     @field_validator("candidates")

@@ -10,7 +10,6 @@ version and the config, so ``kiln suggest`` reuses what ``kiln retrain`` chose.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ import pandas as pd
 
 from optimize.campaign import Campaign
 from optimize.config import CampaignConfig, CategoricalInput, Target
-from optimize.fileio import atomic_write
+from optimize.fileio import atomic_write, sha256
 from optimize.validation import qualifier_column
 from surrogate.encoding import CategoricalFeature, ContinuousFeature, Encoder
 
@@ -110,6 +109,7 @@ class TargetModels:
     hyperparameters: dict[str, float] = field(default_factory=dict)
     importance: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str = ""
+    selected_on: int = 0  # rows the choice was cross-validated on (< n_rows: kept from an earlier retrain)
 
 
 @dataclass(frozen=True)
@@ -166,12 +166,20 @@ class FittedModels:
 
 
 # ---- fitting ---------------------------------------------------------------------------------
-def select_models(campaign: Campaign, score: bool = True) -> tuple[FittedModels, Selection]:
+def select_models(
+    campaign: Campaign, score: bool = True, warm: FittedModels | None = None, reselect: bool = True
+) -> tuple[FittedModels, Selection]:
     """Choose and fit a surrogate per measured target.
 
     Args:
         score: cross-validate even when only one candidate is configured (retrain always does;
             a benchmark loop with a single candidate skips it).
+        warm: models fitted on an earlier data version; with ``models.warm_start`` the final fit of
+            a target whose chosen model is a GP of the same features starts from its
+            hyper-parameters (cross-validation folds always start cold).
+        reselect: compare the candidates by cross-validation (``kiln retrain``). ``False`` (after an
+            ingest): keep ``warm``'s choice per target, and its tuned GBM settings, while the target's
+            rows have grown by at most ``models.reselect_growth`` since that choice was made.
 
     Raises:
         surrogate.errors.SurrogateFitError: a fit failed even after retries (names the target).
@@ -197,46 +205,70 @@ def select_models(campaign: Campaign, score: bool = True) -> tuple[FittedModels,
         labels = list(ms.candidates)
         compare = n_obs >= MIN_ROWS_TO_SELECT and (score or len(labels) > 1)
         fallback = "gp" if "gp" in labels else labels[0]
-        for label in labels if compare else [fallback]:  # tune only the models that will be scored or used
-            if label.startswith("gbm") and len(y) >= 4:
-                res = tune_gbm(
-                    featurizer_for(config, _KIND_MODE[label][1]), X, y, q,
-                    n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper,
-                )
-                tuning[f"{t.name}/{label}"] = res
-                params[label] = res.params
-        results = []
-        note = ""
-        if compare:
-            splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
-            for label in labels:
-                results.append(cross_validate(make_candidate(config, t, label, params.get(label)), X, y, q, splits))
-            chosen = choose(results).label
+        kept = _kept_choice(warm, t.name, len(y), labels, ms.reselect_growth) if compare and not reselect else None
+        if kept is not None:  # the data grew little since the last selection: refit its winner
+            prev = warm.reports[t.name]
+            chosen, selected_on = prev.chosen, prev.selected_on
+            gbm = getattr(warm.surrogates.get(t.name), "params", None)
+            if chosen.startswith("gbm") and gbm is not None:
+                params[chosen] = gbm
+            results, cv = [], prev.cv
+            note = (
+                f"kept {chosen}, chosen by cross-validation on {selected_on} rows; "
+                f"models are compared again above {math.floor(selected_on * (1 + ms.reselect_growth))} rows or on kiln retrain"
+            )
         else:
-            chosen = fallback
-            if n_obs < MIN_ROWS_TO_SELECT:
-                note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
-        model = make_candidate(config, t, chosen, params.get(chosen)).fit(X, y, q)
+            for label in labels if compare else [fallback]:  # tune only the models that will be scored or used
+                if label.startswith("gbm") and len(y) >= 4:
+                    res = tune_gbm(
+                        featurizer_for(config, _KIND_MODE[label][1]), X, y, q,
+                        n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper,
+                    )
+                    tuning[f"{t.name}/{label}"] = res
+                    params[label] = res.params
+            results = []
+            note = ""
+            selected_on = len(y)
+            if compare:
+                splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
+                for label in labels:
+                    results.append(cross_validate(make_candidate(config, t, label, params.get(label)), X, y, q, splits))
+                chosen = choose(results).label
+            else:
+                chosen = fallback
+                if n_obs < MIN_ROWS_TO_SELECT:
+                    note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
+            cv = {r.label: asdict(r.scores) for r in results}
+        model = make_candidate(config, t, chosen, params.get(chosen))
+        previous = warm.surrogates.get(t.name) if warm is not None and ms.warm_start else None
+        if previous is not None and hasattr(model, "warm_start"):
+            model.warm_start(previous)
+        model.fit(X, y, q)
         surrogates[t.name] = model
         cv_results[t.name] = results
         imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(y) >= 3 else {}
-        reports[t.name] = TargetModels(
-            t.name, chosen, len(y), n_cens,
-            {r.label: asdict(r.scores) for r in results}, model.hyperparameters(), imp, note,
-        )
+        reports[t.name] = TargetModels(t.name, chosen, len(y), n_cens, cv, model.hyperparameters(), imp, note, selected_on)
     fitted = FittedModels(encoder, surrogates, campaign.version, reports)
     return fitted, Selection(reports, cv_results, tuning)
 
 
-def fit_models(campaign: Campaign) -> FittedModels:
+def _kept_choice(warm: FittedModels | None, target: str, n_rows: int, labels: list[str], growth: float) -> str | None:
+    """The earlier choice for ``target`` if it still stands (same candidates, little new data)."""
+    prev = warm.reports.get(target) if warm is not None else None
+    if prev is None or not prev.cv or prev.chosen not in labels or set(prev.cv) != set(labels):
+        return None
+    return prev.chosen if prev.selected_on <= n_rows <= prev.selected_on * (1 + growth) else None
+
+
+def fit_models(campaign: Campaign, warm: FittedModels | None = None) -> FittedModels:
     """Fit without comparing models when only one candidate is configured (benchmarks, tests)."""
-    return select_models(campaign, score=False)[0]
+    return select_models(campaign, score=False, warm=warm)[0]
 
 
 # ---- cache: fitted models as JSON, keyed by data version and config --------------------------
 def cache_key(config: CampaignConfig, data_version: str) -> str:
     doc = config.model_dump(mode="json", exclude={"source_path", "description", "tracking_dir", "data_dir", "acquisition"})
-    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+    digest = sha256(json.dumps(doc, sort_keys=True).encode())[:12]
     return f"{data_version}-{digest}"
 
 
@@ -246,17 +278,36 @@ def cache_path(config: CampaignConfig, data_version: str) -> Path:
 
 def save_cached(config: CampaignConfig, fitted: FittedModels) -> Path:
     path = cache_path(config, fitted.data_version)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(fitted.to_json()).encode())
+    body = json.dumps(fitted.to_json())
+    atomic_write(path, json.dumps({"sha256": sha256(body.encode()), "models": json.loads(body)}).encode())
     return path
 
 
 def load_cached(config: CampaignConfig, data_version: str) -> FittedModels | None:
     """The cached models for this data version and config, or ``None`` if absent, stale or unreadable."""
-    path = cache_path(config, data_version)
+    return _read_cache(cache_path(config, data_version), data_version)
+
+
+def latest_cached(config: CampaignConfig, other_than: str) -> FittedModels | None:
+    """The most recently written cache of this config for another data version (a warm start), if any."""
+    digest = cache_key(config, "").lstrip("-")
+    folder = cache_path(config, other_than).parent
+    paths = sorted(folder.glob(f"*-{digest}.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True) if folder.is_dir() else []
+    for path in paths:
+        version = path.name.split("-")[0]
+        if version != other_than and (fitted := _read_cache(path, version)) is not None:
+            return fitted
+    return None
+
+
+def _read_cache(path: Path, data_version: str) -> FittedModels | None:
+    """``None`` when the file is missing, truncated, edited (checksum) or for other data (version):
+    the cache is then refit from the data, never trusted."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        fitted = FittedModels.from_json(doc)
+        if sha256(json.dumps(doc["models"]).encode()) != doc["sha256"]:
+            return None
+        fitted = FittedModels.from_json(doc["models"])
     except (OSError, ValueError, KeyError, TypeError, RuntimeError):
         return None
     return fitted if fitted.data_version == data_version else None

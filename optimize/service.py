@@ -52,31 +52,36 @@ class RetrainResult:
         }
 
 
-def retrain(config: CampaignConfig, triggered_by: str | None = None) -> RetrainResult:
+def retrain(config: CampaignConfig, triggered_by: str | None = None, reselect: bool = True) -> RetrainResult:
     """Select and fit a surrogate per target (see :func:`_retrain`)."""
-    return _retrain(config, load_campaign(config), triggered_by)[0]
+    return _retrain(config, load_campaign(config), triggered_by, reselect)[0]
 
 
-def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None):
+def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, reselect: bool = True):
     """Select and fit a surrogate per target by cross-validation; cache the models; log it all to MLflow.
+
+    The latest cached models of another data version are the warm start (``models.warm_start``) and,
+    with ``reselect=False`` (after an ingest), the choice to keep while little data was added
+    (``models.reselect_growth``).
 
     The run holds: per target the chosen model, its hyper-parameters and every candidate's CV RMSE,
     NLPD and 90 % coverage; parity, calibration and importance plots; the fitted models as JSON.
     Each Optuna study is a child run with one step per trial.
     """
-    from optimize.models import save_cached, select_models
+    from optimize.models import latest_cached, save_cached, select_models
     from optimize.plots import calibration_figure, importance_figure, parity_figure
     from optimize.tracking import start_run
 
     t0 = time.perf_counter()
-    fitted, selection = select_models(campaign)
+    warm = latest_cached(config, campaign.version)
+    fitted, selection = select_models(campaign, warm=warm, reselect=reselect)
     save_cached(config, fitted)
     reports = list(selection.targets.values())
     with start_run(config, "retrain", campaign.version, triggered_by=triggered_by) as run:
-        params: dict[str, Any] = {"n_experiments": len(campaign.experiments), **{f"models.{k}": v for k, v in config.models.model_dump().items()}}
+        params: dict[str, Any] = {"n_experiments": len(campaign.experiments), "warm_start_from": warm.data_version if warm else "", **{f"models.{k}": v for k, v in config.models.model_dump().items()}}
         metrics: dict[str, float] = {}
         for rep in reports:
-            params.update({f"{rep.target}.model": rep.chosen, f"{rep.target}.n_rows": rep.n_rows, f"{rep.target}.n_censored": rep.n_censored})
+            params.update({f"{rep.target}.model": rep.chosen, f"{rep.target}.n_rows": rep.n_rows, f"{rep.target}.n_censored": rep.n_censored, f"{rep.target}.selected_on": rep.selected_on})
             params.update({f"{rep.target}.{k}": f"{v:.4g}" for k, v in rep.hyperparameters.items()})
             for label, sc in rep.cv.items():
                 metrics.update({f"{rep.target}.{label}.cv_{k}": v for k, v in sc.items() if k != "n_scored"})
@@ -221,7 +226,7 @@ def _models_for(config: CampaignConfig, campaign):
     from optimize.models import load_cached
 
     fitted = load_cached(config, campaign.version)
-    return fitted if fitted is not None else _retrain(config, campaign)[1]
+    return fitted if fitted is not None else _retrain(config, campaign, reselect=False)[1]
 
 
 def predict(config: CampaignConfig, file: Path) -> PredictResult:
@@ -230,14 +235,10 @@ def predict(config: CampaignConfig, file: Path) -> PredictResult:
     Categories known only by their descriptors (e.g. an untried carbonate) are accepted; only
     descriptor-based models can tell them apart from each other.
     """
-    from optimize.errors import DataError
-    from optimize.validation import parse_table
+    from optimize.validation import parse_table, read_data_file
 
     file = Path(file)
-    try:
-        data = file.read_bytes()
-    except OSError as e:
-        raise DataError(str(file), f"cannot read the file ({e.strerror})", "check the path") from None
+    data = read_data_file(file)
     recipes = parse_table(data, config, str(file), require_targets=False, allow_extra_categories=True)
     campaign = load_campaign(config)
     fitted = _models_for(config, campaign)
@@ -255,7 +256,7 @@ class IngestResult:
     sha256: str
     data_version: str
     mlflow_run_id: str
-    retrain: RetrainResult
+    retrain: RetrainResult | None  # None with retrain=False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -264,12 +265,16 @@ class IngestResult:
             "sha256": self.sha256,
             "data_version": self.data_version,
             "mlflow_run_id": self.mlflow_run_id,
-            "retrain": self.retrain.to_json(),
+            "retrain": self.retrain.to_json() if self.retrain else None,
         }
 
 
-def ingest(config: CampaignConfig, file: Path) -> IngestResult:
-    """Validate and add a filled batch file, then retrain (two MLflow runs: ingest, retrain)."""
+def ingest(config: CampaignConfig, file: Path, retrain_models: bool = True) -> IngestResult:
+    """Validate and add a filled batch file, then retrain (two MLflow runs: ingest, retrain).
+
+    With ``retrain_models=False`` only the batch is added (several batches at once); the next
+    ``suggest`` or ``predict`` retrains, since the model cache is keyed by data version.
+    """
     from optimize.tracking import start_run
 
     added: BatchFile = ingest_batch(config, Path(file))
@@ -278,7 +283,7 @@ def ingest(config: CampaignConfig, file: Path) -> IngestResult:
         run.params({"file": str(file), "sha256": added.sha256, "rows": added.rows, "stored_as": added.path.name})
         run.metrics({"n_experiments": len(campaign.experiments), "batch_rows": added.rows})
         run.files([added.path], "batch")
-    result = retrain(config, triggered_by=run.id)
+    result = retrain(config, triggered_by=run.id, reselect=False) if retrain_models else None
     return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result)
 
 

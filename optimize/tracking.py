@@ -19,9 +19,19 @@ def _client_and_experiment(config: CampaignConfig):
     from mlflow.tracking import MlflowClient
 
     uri = config.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return _experiment(MlflowClient(tracking_uri=uri), config, uri)
+    # A local SQLite store: creating the schema and the experiment is serialized between processes
+    # (eight concurrent ``kiln ingest`` would otherwise race on the first migration).
+    from filelock import FileLock
+
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        return _experiment(MlflowClient(tracking_uri=uri), config, uri)
+
+
+def _experiment(client, config: CampaignConfig, uri: str):
     exp = client.get_experiment_by_name(config.name)
     if exp is not None:
         return client, exp.experiment_id

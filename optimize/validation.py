@@ -48,6 +48,20 @@ def _nearest(value: str, options: Iterable[str]) -> str:
     return f"{hint}use one of {options}"
 
 
+def read_data_file(path) -> bytes:
+    """The bytes of a data file about to be validated; refuses a missing or oversized file before reading it."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DataError(str(path), f"the file is {size / 1e6:.0f} MB, above the {MAX_BYTES // 2**20} MiB limit", "split it into batches")
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(str(path), f"cannot read the file ({e.strerror})", "check the path") from None
+
+
 def _decode(data: bytes, file: str) -> str:
     if not data.strip():
         raise DataError(file, "the file is empty", "export the batch with a header row and one row per experiment")

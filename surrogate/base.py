@@ -105,7 +105,7 @@ class Surrogate(ABC):
         if cens.any():
             cq = [q for q, c in zip(qualifiers, cens) if c]
             if (~cens).sum() >= MIN_ROWS_TO_IMPUTE:
-                first = self.clone()
+                first = self._imputer()
                 first._fit(X[~cens], y[~cens])
                 mu, sd = first._predict(X[cens])
                 guess = truncated_normal_mean(y[cens], cq, mu, sd)
@@ -115,6 +115,10 @@ class Surrogate(ABC):
         self._fit(X, y_fit)
         self.train_X_, self.train_y_, self.imputed_ = X, y_fit, cens
         return self
+
+    def _imputer(self) -> Surrogate:
+        """The model fit on the uncensored rows to place the censored ones (a fresh clone)."""
+        return self.clone()
 
     @abstractmethod
     def _fit(self, X: Tensor, y: np.ndarray) -> None:

@@ -121,6 +121,43 @@ def test_noise_floor_keeps_a_gp_from_claiming_more_precision_than_the_measuremen
     assert sd.min() >= 2.0 * 0.99
 
 
+def _mll(model: GPSurrogate) -> float:
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    gp = model.model_
+    gp.train()
+    try:
+        with torch.no_grad():
+            out = gp(*gp.train_inputs)
+            return float(ExactMarginalLogLikelihood(gp.likelihood, gp)(out, gp.train_targets).sum())
+    finally:
+        gp.eval()
+
+
+def test_warm_start_reaches_the_cold_optimum_and_only_from_a_matching_gp():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(3)
+    frame = _frame(68, 8)
+    y = _truth(frame) + rng.normal(0, 1.0, len(frame))
+    X = ENC.encode(frame)
+    previous = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X[:60], y[:60])
+    warm = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).warm_start(previous)
+    assert set(warm.init_params_) == {k for k, _ in previous.model_.named_parameters()}
+    assert not hasattr(warm.clone(), "init_params_")  # CV folds start cold
+    start = warm._build(X, y)
+    warm._apply_init(start)  # the first fit attempt starts from the previous optimum
+    for k, v in start.named_parameters():
+        torch.testing.assert_close(v, previous.model_.get_parameter(k))
+    warm.fit(X, y)
+    cold = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X, y)
+    assert _mll(warm) >= _mll(cold) - 0.02  # per-row marginal log likelihood: same optimum or better
+    Xt = ENC.encode(_frame(20, 9))
+    np.testing.assert_allclose(warm.predict(Xt)[0], cold.predict(Xt)[0], atol=0.05 * np.std(y))
+    # a GP on other features (codes) or another kind is no warm start for a one-hot GP
+    assert not hasattr(GPSurrogate(ONEHOT).warm_start(GPSurrogate(CODES, scale_floor=5).fit(X[:20], y[:20])), "init_params_")
+    assert not hasattr(GPSurrogate(ONEHOT).warm_start(ConstantSurrogate(ONEHOT).fit(X, y)), "init_params_")
+
+
 @pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm"])
 def test_save_load_through_json_gives_same_predictions(kind):
     torch.manual_seed(0)

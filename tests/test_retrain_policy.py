@@ -1,0 +1,46 @@
+"""After an ingest, retrain keeps each target's chosen model while little data was added (refitting
+it warm), and compares the candidates again once the rows grew past ``models.reselect_growth``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from optimize.benchmark import _batch_bytes, sobol_recipes
+from optimize.campaign import campaign_from_batches
+from optimize.config import load_config
+from optimize.models import select_models
+from optimize.virtual_lab import VirtualLab
+from tests.conftest import make_campaign
+
+
+def _campaigns(config, sizes: list[int]):
+    lab = VirtualLab(missing_water=0.0)
+    rng = np.random.default_rng(0)
+    recipes = sobol_recipes(config, max(sizes), 0)
+    results = [lab.measure(r, rng) for r in recipes]
+    for n in sizes:
+        yield campaign_from_batches(config, [(Path("<sim>"), _batch_bytes(config, "sim", 0, recipes[:n], results[:n]))])
+
+
+def test_choice_is_kept_until_the_data_grow_past_the_threshold(tmp_path):
+    config = load_config(make_campaign(tmp_path, models={"candidates": ["gp-onehot", "constant"], "reselect_growth": 0.25, "importance_repeats": 1}))
+    first, small_step, big_step = _campaigns(config, [40, 48, 56])
+    fitted, sel = select_models(first)
+    assert all(r.selected_on == 40 and set(r.cv) == {"gp-onehot", "constant"} for r in fitted.reports.values())
+
+    kept, sel_kept = select_models(small_step, warm=fitted, reselect=False)
+    for name, r in kept.reports.items():
+        assert r.n_rows == 48 and r.selected_on == 40 and r.chosen == fitted.reports[name].chosen
+        assert r.cv == fitted.reports[name].cv and "kept" in r.note and "above 50 rows" in r.note
+    assert not any(sel_kept.cv_results.values()) and not sel_kept.tuning  # no cross-validation ran
+    # the refit models are fit on all 48 rows, not the old ones
+    assert all(s.train_X_.shape[0] == 48 for s in kept.surrogates.values())
+
+    again, sel_again = select_models(big_step, warm=kept, reselect=False)  # 56 > 40 * 1.25
+    assert all(r.selected_on == 56 and r.note == "" for r in again.reports.values())
+    assert all(len(res) == 2 for res in sel_again.cv_results.values())
+
+    forced, _ = select_models(small_step, warm=fitted, reselect=True)  # kiln retrain always compares
+    assert all(r.selected_on == 48 for r in forced.reports.values())
