@@ -26,7 +26,7 @@ import pandas as pd
 from optimize.config import CampaignConfig, ContinuousInput
 from optimize.errors import DataError
 from optimize.fileio import atomic_write, campaign_lock, sha256
-from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
+from optimize.validation import BATCH, ID, STATUS, experiment_columns, parse_table, read_data_file, table_columns
 
 BATCHES = "batches"
 LEDGER = "suggestions.csv"
@@ -66,6 +66,11 @@ class Campaign:
         """Rows where ``target`` was measured."""
         return self.experiments[self.experiments[target].notna()].reset_index(drop=True)
 
+    @property
+    def failed(self) -> pd.Series:
+        """Per experiment: did the synthesis fail (``status`` = failed)?"""
+        return self.experiments[STATUS] == "failed"
+
 
 def ledger_columns(config: CampaignConfig) -> list[str]:
     cols = [SUGGESTION_ID, BATCH, "created_utc", *config.input_names]
@@ -95,7 +100,7 @@ def campaign_from_batches(config: CampaignConfig, batches: list[tuple[Path, byte
         ids.extend(frame[ID])
         frames.append(frame)
         files.append(BatchFile(path, sha256(data), len(frame)))
-    experiments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=table_columns(config))
+    experiments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=experiment_columns(config))
     for t in config.target_names:
         experiments[t] = experiments[t].astype(float)
     if ledger is None:

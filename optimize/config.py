@@ -150,6 +150,34 @@ class Target(_Frozen):
         return 1.0 if self.direction == "maximize" else -1.0
 
 
+class Furnace(_Frozen):
+    """Recipes of one suggested batch are fired together: they share ``input`` (e.g. the calcination
+    temperature), taking at most ``max_distinct`` values per batch. The acquisition chooses the shared
+    value(s): the greedy batch is built from each of the ``candidates`` best first-recipe values and
+    the batch with the highest joint acquisition value wins."""
+
+    input: Annotated[str, Field(pattern=_NAME)]
+    max_distinct: int = Field(default=1, ge=1, le=64)
+    candidates: int = Field(default=3, ge=1, le=16)
+
+
+class OutcomeConstraint(_Frozen):
+    """A requirement on a target's value (``min`` and/or ``max``, in its units). Suggestions weigh
+    their expected improvement by the posterior probability of meeting it (not a post-filter)."""
+
+    target: Annotated[str, Field(pattern=_NAME)]
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> OutcomeConstraint:
+        if self.min is None and self.max is None:
+            raise ValueError(f"outcome constraint on {self.target!r}: give min, max or both")
+        if self.min is not None and self.max is not None and not self.min < self.max:
+            raise ValueError(f"outcome constraint on {self.target!r}: min ({self.min}) must be below max ({self.max})")
+        return self
+
+
 class AcquisitionSettings(_Frozen):
     """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
 
@@ -159,6 +187,7 @@ class AcquisitionSettings(_Frozen):
     restarts: int = Field(default=6, ge=1, le=64)
     maxiter: int = Field(default=60, ge=5, le=1000)
     duplicate_tolerance: float = Field(default=0.02, ge=0, le=0.5)
+    furnace: Furnace | None = None
 
 
 ModelCandidate = Literal["gp", "gp-onehot", "gp-descriptors", "gbm", "gbm-descriptors", "constant"]
@@ -206,6 +235,7 @@ class CampaignConfig(_Frozen):
     inputs: tuple[Input, ...]
     conditions: tuple[Condition, ...] = ()
     targets: tuple[Target, ...]
+    outcome_constraints: tuple[OutcomeConstraint, ...] = ()
     acquisition: AcquisitionSettings = AcquisitionSettings()
     models: ModelSettings = ModelSettings()
     source_path: Path | None = Field(default=None, exclude=True)
@@ -241,6 +271,13 @@ class CampaignConfig(_Frozen):
                         f"{where}.inactive: {name!r} is not a categorical input{_hint(name, by_name)}"
                         " (fix a continuous input with 'set' instead)"
                     )
+        targets = {t.name: t for t in self.targets}
+        for k, oc in enumerate(self.outcome_constraints):
+            if oc.target not in targets:
+                raise ValueError(f"outcome_constraints[{k}].target: {oc.target!r} is not a target{_hint(oc.target, targets)}")
+        furnace = self.acquisition.furnace
+        if furnace is not None and not isinstance(by_name.get(furnace.input), ContinuousInput):
+            raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is not a continuous input{_hint(furnace.input, by_name)}")
         uses_descriptors = any(c.endswith("-descriptors") for c in self.models.candidates)
         has_descriptors = any(isinstance(i, CategoricalInput) and i.descriptors for i in self.inputs)
         if uses_descriptors and not has_descriptors:

@@ -129,6 +129,7 @@ class FittedModels:
     surrogates: dict  # target name -> surrogate.base.Surrogate
     data_version: str
     reports: dict[str, TargetModels] = field(default_factory=dict)
+    feasibility: Any = None  # surrogate of P(synthesis succeeds) when some failed, else None
 
     def predict(self, recipes: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per target: predictive mean and std (``n`` each) at ``recipes`` (a row per recipe)."""
@@ -140,10 +141,11 @@ class FittedModels:
         return all(s.differentiable for s in self.surrogates.values())
 
     def botorch_model(self):
-        """One BoTorch model with an output per target, in config order."""
+        """One BoTorch model with an output per target, in config order, then P(success) if modelled."""
         from surrogate.joint import JointModel
 
-        return JointModel(list(self.surrogates.values()))
+        extra = [self.feasibility] if self.feasibility is not None else []
+        return JointModel([*self.surrogates.values(), *extra])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +153,7 @@ class FittedModels:
             "encoder": self.encoder.to_json(),
             "surrogates": {k: s.to_json() for k, s in self.surrogates.items()},
             "reports": {k: asdict(r) for k, r in self.reports.items()},
+            "feasibility": self.feasibility.to_json() if self.feasibility is not None else None,
         }
 
     @classmethod
@@ -162,6 +165,7 @@ class FittedModels:
             {k: surrogate_from_json(v) for k, v in doc["surrogates"].items()},
             doc["data_version"],
             {k: TargetModels(**v) for k, v in doc["reports"].items()},
+            surrogate_from_json(doc["feasibility"]) if doc.get("feasibility") else None,
         )
 
 
@@ -248,8 +252,22 @@ def select_models(
         cv_results[t.name] = results
         imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(y) >= 3 else {}
         reports[t.name] = TargetModels(t.name, chosen, len(y), n_cens, cv, model.hyperparameters(), imp, note, selected_on)
-    fitted = FittedModels(encoder, surrogates, campaign.version, reports)
+    fitted = FittedModels(encoder, surrogates, campaign.version, reports, fit_feasibility(campaign, encoder))
     return fitted, Selection(reports, cv_results, tuning)
+
+
+def fit_feasibility(campaign: Campaign, encoder: Encoder):
+    """A GP on the success indicator (1 = product, 0 = ``status`` failed) over every experiment, or
+    ``None`` while no synthesis failed. Its mean is a smooth estimate of P(success): least-squares
+    classification, calibrated enough to steer suggestions away from where failures cluster."""
+    from surrogate.gp import GPSurrogate
+
+    failed = campaign.failed.to_numpy(bool)
+    if not failed.any():
+        return None
+    config = campaign.config
+    model = GPSurrogate(featurizer_for(config, "onehot"), scale_floor=0.5, noise_floor=0.1, lower=0.0, upper=1.0, name="success", seed=config.models.seed)
+    return model.fit(encoder.encode(campaign.experiments), (~failed).astype(float))
 
 
 def _kept_choice(warm: FittedModels | None, target: str, n_rows: int, labels: list[str], growth: float) -> str | None:

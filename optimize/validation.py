@@ -19,6 +19,8 @@ from optimize.errors import DataError
 
 ID = "experiment_id"
 BATCH = "batch"
+STATUS = "status"  # "" or "ok": the synthesis gave a product; "failed": no product / non-emissive
+STATUSES = ("", "ok", "failed")
 TEXT_COLUMNS = ("source", "notes")
 QUALIFIERS = ("", "<", ">", "~")
 MAX_BYTES = 10 * 1024 * 1024
@@ -28,14 +30,35 @@ def qualifier_column(target: str) -> str:
     return f"{target}_qualifier"
 
 
+def actual_column(name: str) -> str:
+    """Optional batch-file column: the value a continuous input really reached (e.g. the furnace's log)."""
+    return f"{name}_actual"
+
+
+def planned_column(name: str) -> str:
+    """Experiments-table column keeping the planned value where an actual one replaced it."""
+    return f"{name}_planned"
+
+
+def _continuous(config: CampaignConfig) -> list[str]:
+    return [i.name for i in config.inputs if isinstance(i, ContinuousInput)]
+
+
 def table_columns(config: CampaignConfig, with_targets: bool = True) -> list[str]:
-    """Canonical column order of an experiment table."""
+    """Canonical column order of a batch file (and of a template to fill in)."""
     cols = [ID, BATCH, *config.input_names]
     if with_targets:
         for t in config.target_names:
             cols += [t, qualifier_column(t)]
-        cols += list(TEXT_COLUMNS)
+        cols += [*(actual_column(n) for n in _continuous(config)), STATUS, *TEXT_COLUMNS]
     return cols
+
+
+def experiment_columns(config: CampaignConfig) -> list[str]:
+    """Columns of the parsed experiments table: inputs hold the values the models use (the actual
+    value where one was recorded), ``<input>_planned`` the planned value then (else NaN)."""
+    cols = [c for c in table_columns(config) if not c.endswith("_actual") or c[: -len("_actual")] not in _continuous(config)]
+    return cols + [planned_column(n) for n in _continuous(config)]
 
 
 def _nearest(value: str, options: Iterable[str]) -> str:
@@ -132,7 +155,8 @@ def parse_table(
 
     input_cols = list(config.input_names)
     target_cols = list(config.target_names) if require_targets else []
-    optional = [ID, BATCH, *TEXT_COLUMNS, *(qualifier_column(t) for t in config.target_names)]
+    optional = [ID, BATCH, STATUS, *TEXT_COLUMNS, *(qualifier_column(t) for t in config.target_names)]
+    optional += [actual_column(n) for n in _continuous(config)]
     if require_targets:
         required = [ID, *input_cols, *target_cols]
     else:
@@ -198,6 +222,23 @@ def parse_table(
                     )
             elif isinstance(inp, CategoricalInput) and v == "" and not _inactive(inp.name, rec, config):
                 raise DataError(file, "value is missing", f"use one of {list(inp.choices)}", row=line, column=inp.name)
+        for inp in config.inputs:
+            if not isinstance(inp, ContinuousInput):
+                continue
+            rec[planned_column(inp.name)] = math.nan
+            text = cell.get(actual_column(inp.name), "")
+            if text:
+                a = _float(text, file, line, actual_column(inp.name))
+                if not inp.lower <= a <= inp.upper:
+                    raise DataError(
+                        file, f"outside the search space [{inp.lower}, {inp.upper}]",
+                        "correct the value or widen the range in the campaign config", row=line, column=actual_column(inp.name), value=a,
+                    )
+                rec[planned_column(inp.name)], rec[inp.name] = rec[inp.name], a
+        status = cell.get(STATUS, "")
+        if status not in STATUSES:
+            raise DataError(file, "unknown status", "write 'failed' for a synthesis that gave no usable product, else leave it empty or 'ok'", row=line, column=STATUS, value=status)
+        rec[STATUS] = status
         for t in config.targets:
             qcol = qualifier_column(t.name)
             q = cell.get(qcol, "")
@@ -211,6 +252,10 @@ def parse_table(
                     raise DataError(file, "qualifier given without a value", f"fill in {t.name} or clear {qcol}", row=line, column=qcol, value=q)
                 rec[t.name], rec[qcol] = math.nan, ""
                 continue
+            if status == "failed":
+                raise DataError(
+                    file, "a failed synthesis has no measured values", f"clear {t.name} or change the status to 'ok'", row=line, column=t.name, value=value
+                )
             v = _float(value, file, line, t.name)
             lo = -math.inf if t.lower is None else t.lower
             hi = math.inf if t.upper is None else t.upper
@@ -224,7 +269,7 @@ def parse_table(
             rec[c] = cell.get(c, "")
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
-    cols = table_columns(config) if require_targets else [c for c in table_columns(config) if c in frame.columns]
+    cols = experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
     return frame.reindex(columns=cols)
 
 

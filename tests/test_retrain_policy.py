@@ -3,25 +3,15 @@ it warm), and compares the candidates again once the rows grew past ``models.res
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
-from optimize.benchmark import _batch_bytes, sobol_recipes
 from optimize.campaign import campaign_from_batches
 from optimize.config import load_config
 from optimize.models import select_models
-from optimize.virtual_lab import VirtualLab
-from tests.conftest import make_campaign
+from tests.conftest import lab_batches, make_campaign
 
 
 def _campaigns(config, sizes: list[int]):
-    lab = VirtualLab(missing_water=0.0)
-    rng = np.random.default_rng(0)
-    recipes = sobol_recipes(config, max(sizes), 0)
-    results = [lab.measure(r, rng) for r in recipes]
-    for n in sizes:
-        yield campaign_from_batches(config, [(Path("<sim>"), _batch_bytes(config, "sim", 0, recipes[:n], results[:n]))])
+    for n in sizes:  # the first rows of a longer design are the same recipes and results
+        yield campaign_from_batches(config, lab_batches(config, n))
 
 
 def test_choice_is_kept_until_the_data_grow_past_the_threshold(tmp_path):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +53,10 @@ def _row(draw, i: int) -> dict:
         v = draw(st.none() | _value(lo, hi))
         row[name] = v
         row[qualifier_column(name)] = "" if v is None else draw(st.sampled_from(["", "", "<", ">", "~"]))
+    failed = draw(st.booleans()) and all(row[t] is None for t in ("plqy", "fwhm_nm", "dispersibility", "water_retention"))
+    row["status"] = "failed" if failed else draw(st.sampled_from(["", "ok"]))
+    if draw(st.booleans()):  # the furnace log says what temperature was really reached
+        row["temperature_c_actual"] = draw(_value(400, 800))
     for c in TEXT_COLUMNS:
         row[c] = draw(_text)
     return row
@@ -71,7 +74,7 @@ def _csv(config, rows: list[dict]) -> bytes:
     cols = table_columns(config)
     w.writerow(cols)
     for r in rows:
-        w.writerow(["" if r[c] is None else (repr(r[c]) if isinstance(r[c], float) else r[c]) for c in cols])
+        w.writerow(["" if r.get(c) is None else (repr(r[c]) if isinstance(r[c], float) else r[c]) for c in cols])
     return buf.getvalue().encode()
 
 
@@ -92,6 +95,8 @@ def test_random_valid_batches_round_trip_exactly(batches):
         got = load_campaign(config).experiments.iloc[base:].reset_index(drop=True)
         assert len(got) == len(expected)
         for i, r in enumerate(expected):
+            if "temperature_c_actual" in r:  # models use the actual value; the planned one is kept
+                r["temperature_c_planned"], r["temperature_c"] = r["temperature_c"], r.pop("temperature_c_actual")
             for c, v in r.items():
                 g = got.at[i, c]
                 if v is None:

@@ -1,0 +1,164 @@
+"""What a calcination lab needs beyond a point in a box: furnace batches, outcome constraints,
+failed syntheses and actual (not planned) conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy.stats import norm
+
+from optimize.acquisition import suggest_recipes
+from optimize.campaign import campaign_from_batches, ingest_batch, load_campaign
+from optimize.config import ConfigError, load_config
+from optimize.errors import DataError
+from optimize.models import fit_models
+from tests.conftest import lab_batches, make_campaign
+
+GP_ONLY = {"candidates": ["gp-onehot"], "importance_repeats": 1}
+FAST = {"kind": "qlogehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
+
+
+def _config(tmp_path: Path, **extra):
+    path = make_campaign(tmp_path, acquisition={**FAST, **extra.pop("acquisition", {})}, models=GP_ONLY)
+    raw = yaml.safe_load(path.read_text())
+    raw.update(extra)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_config(path)
+
+
+# ---- furnace batches --------------------------------------------------------------------------
+@pytest.mark.parametrize("max_distinct", [1, 2])
+def test_a_furnace_batch_shares_its_temperature(tmp_path, max_distinct):
+    config = _config(tmp_path, acquisition={"furnace": {"input": "temperature_c", "max_distinct": max_distinct, "candidates": 2}})
+    campaign = campaign_from_batches(config, lab_batches(config, 24))
+    recipes, proposal = suggest_recipes(campaign, fit_models(campaign), 6, seed=0)
+    assert len(recipes) == 6 and not recipes.duplicated().any()
+    assert recipes["temperature_c"].nunique() <= max_distinct
+    assert np.isfinite(proposal.acquisition_values).all()
+
+
+def test_furnace_input_must_be_continuous(tmp_path):
+    with pytest.raises(ConfigError, match=r"acquisition.furnace.input: 'carbonate' is not a continuous input"):
+        _config(tmp_path, acquisition={"furnace": {"input": "carbonate"}})
+
+
+# ---- outcome constraints ----------------------------------------------------------------------
+def test_outcome_constraints_steer_suggestions_to_feasible_recipes(tmp_path):
+    free_cfg = _config(tmp_path / "free")
+    constrained_cfg = _config(tmp_path / "constrained", outcome_constraints=[{"target": "water_retention", "min": 0.9}, {"target": "dispersibility", "min": 0.7}])
+    feasible = {}
+    for name, cfg in (("free", free_cfg), ("constrained", constrained_cfg)):
+        campaign = campaign_from_batches(cfg, lab_batches(cfg, 40))
+        fitted = fit_models(campaign)
+        recipes, _ = suggest_recipes(campaign, fitted, 4, seed=0)
+        post = fitted.botorch_model().posterior(fitted.encoder.encode(recipes))
+        mean, std = post.mean.detach().numpy(), post.variance.sqrt().detach().numpy()
+        p = np.ones(len(recipes))
+        for t, v in (("water_retention", 0.9), ("dispersibility", 0.7)):
+            j = cfg.target_names.index(t)
+            p *= norm.sf((v - mean[:, j]) / std[:, j])  # posterior probability of meeting the bound
+        feasible[name] = p
+    assert feasible["constrained"].mean() > feasible["free"].mean() + 0.1
+
+
+def test_constrained_acquisition_is_improvement_times_probability_of_feasibility(tmp_path):
+    """Not a post-filter: the log acquisition drops by about log P(feasible) (noise-free posterior)."""
+    from scipy.stats import spearmanr
+
+    from optimize.acquisition import _acqf_builder
+
+    bounds = [{"target": "water_retention", "min": 0.9}]
+    free_cfg = _config(tmp_path / "free")
+    cons_cfg = _config(tmp_path / "constrained", outcome_constraints=bounds)
+    campaign = campaign_from_batches(free_cfg, lab_batches(free_cfg, 40))
+    fitted = fit_models(campaign)
+    X_meas = fitted.encoder.encode(campaign.experiments)
+    X = fitted.encoder.encode(campaign_from_batches(free_cfg, lab_batches(free_cfg, 200, seed=5)).experiments)
+    with torch.no_grad():
+        free = _acqf_builder(free_cfg, fitted, X_meas, 0)(None, 0)(X.unsqueeze(-2))
+        cons = _acqf_builder(cons_cfg, fitted, X_meas, 0)(None, 0)(X.unsqueeze(-2))
+        post = fitted.botorch_model().posterior(X)
+    j = free_cfg.target_names.index("water_retention")
+    log_p = norm.logsf((0.9 - post.mean[:, j].numpy()) / post.variance[:, j].sqrt().numpy())
+    drop = (cons - free).numpy()
+    # (it may also rise: improvement is then measured against the front of feasible recipes only)
+    assert spearmanr(drop, log_p).statistic > 0.8
+
+
+def test_an_outcome_constraint_must_name_a_target_and_a_bound(tmp_path):
+    with pytest.raises(ConfigError, match=r"outcome_constraints\[0\].target: 'water_retension' is not a target \(did you mean 'water_retention'\?\)"):
+        _config(tmp_path / "a", outcome_constraints=[{"target": "water_retension", "min": 0.9}])
+    with pytest.raises(ConfigError, match=r"give min, max or both"):
+        _config(tmp_path / "b", outcome_constraints=[{"target": "plqy"}])
+
+
+# ---- failed syntheses -------------------------------------------------------------------------
+def _with_failures(config, n: int, above_c: float) -> list[tuple[Path, bytes]]:
+    """Virtual-lab rows; every synthesis above ``above_c`` failed (no values, status failed)."""
+    from optimize.validation import STATUS
+
+    (path, data), = lab_batches(config, n)
+    import io
+
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    hot = frame["temperature_c"].astype(float) > above_c
+    for t in config.target_names:
+        frame.loc[hot, t] = ""
+        frame.loc[hot, f"{t}_qualifier"] = ""
+    frame.loc[hot, STATUS] = "failed"
+    return [(path, frame.to_csv(index=False).encode())]
+
+
+def test_suggestions_avoid_where_syntheses_fail(tmp_path):
+    config = _config(tmp_path)
+    campaign = campaign_from_batches(config, _with_failures(config, 40, above_c=620))
+    assert campaign.failed.sum() > 5
+    fitted = fit_models(campaign)
+    assert fitted.feasibility is not None
+    recipes, _ = suggest_recipes(campaign, fitted, 4, seed=0)
+    p_success, _ = fitted.feasibility.predict(fitted.encoder.encode(recipes))
+    assert (p_success > 0.5).all() and (recipes["temperature_c"] <= 640).all()
+    # the feasibility model survives the JSON cache
+    from optimize.models import FittedModels
+
+    again = FittedModels.from_json(fitted.to_json())
+    np.testing.assert_allclose(again.feasibility.predict(fitted.encoder.encode(recipes))[0], p_success)
+
+
+# ---- planned vs actual ------------------------------------------------------------------------
+def test_the_actual_temperature_replaces_the_planned_one(tmp_path):
+    config = _config(tmp_path)
+    header = "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction,plqy,fwhm_nm,dispersibility,water_retention,temperature_c_actual,status"
+    path = tmp_path / "b.csv"
+    path.write_text(f"{header}\na-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,672.5,\na-2,650,1,K2CO3,external,1,60,23,0.5,0.6,,ok\na-3,700,1,K2CO3,external,1,,,,,,failed\n")
+    ingest_batch(config, path)
+    exp = load_campaign(config).experiments.set_index("experiment_id")
+    assert exp.loc["a-1", "temperature_c"] == 672.5 and exp.loc["a-1", "temperature_c_planned"] == 650
+    assert exp.loc["a-2", "temperature_c"] == 650 and np.isnan(exp.loc["a-2", "temperature_c_planned"])
+    assert exp.loc["a-3", "status"] == "failed"
+    campaign = load_campaign(config)
+    X = fit_models(campaign).encoder.encode(campaign.experiments.loc[campaign.experiments.experiment_id == "a-1"])
+    assert float(X[0, 0]) == pytest.approx((672.5 - 400) / 400)  # the models see what the furnace did
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,900,", r"column 'temperature_c_actual': outside the search space"),
+        ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,6a0,", r"column 'temperature_c_actual': not a number"),
+        ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,,broken", r"column 'status': unknown status \(value 'broken'\)"),
+        ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,,failed", r"column 'plqy': a failed synthesis has no measured values"),
+    ],
+)
+def test_bad_actual_values_and_statuses_are_refused(tmp_path, row, expected):
+    config = _config(tmp_path)
+    header = "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction,plqy,fwhm_nm,dispersibility,water_retention,temperature_c_actual,status"
+    path = tmp_path / "b.csv"
+    path.write_text(f"{header}\n{row}\n")
+    with pytest.raises(DataError, match=expected):
+        ingest_batch(config, path)
