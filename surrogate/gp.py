@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 import torch
-from botorch.exceptions.errors import ModelFittingError
+from botorch.exceptions.errors import InputDataError, ModelFittingError
 from botorch.exceptions.warnings import InputDataWarning
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, SingleTaskGP
@@ -107,17 +107,19 @@ class GPSurrogate(Surrogate):
         self.model_ = self._fit_model(X, y)
 
     def _fit_model(self, X: Tensor, y: np.ndarray) -> SingleTaskGP:
-        if len(y) < MIN_ROWS_TO_TUNE:
-            # Too few rows to learn hyper-parameters: the likelihood would shrink the signal
-            # variance to nothing. Keep the priors' defaults and only condition on the data.
-            return self._build(X, y).eval()
+        """Fit, retrying with growing Cholesky jitter; any failure becomes a :class:`SurrogateFitError`
+        naming the target (never a bare traceback)."""
         last: Exception | None = None
         for attempt, jitter in enumerate(_JITTERS):
-            model = self._build(X, y)
-            if attempt == 0:
-                self._apply_init(model)
-            mll = ExactMarginalLogLikelihood(model.likelihood, model)
             try:
+                model = self._build(X, y)
+                if len(y) < MIN_ROWS_TO_TUNE:
+                    # Too few rows to learn hyper-parameters: the likelihood would shrink the signal
+                    # variance to nothing. Keep the priors' defaults and only condition on the data.
+                    return model.eval()
+                if attempt == 0:
+                    self._apply_init(model)
+                mll = ExactMarginalLogLikelihood(model.likelihood, model)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", InputDataWarning)
                     if jitter is None:
@@ -127,11 +129,12 @@ class GPSurrogate(Surrogate):
                             fit_gpytorch_mll(mll)
                 model.eval()
                 return model
-            except (ModelFittingError, NotPSDError, NanError, RuntimeError) as e:
+            except (ModelFittingError, NotPSDError, NanError, InputDataError, RuntimeError, ValueError) as e:
                 last = e
         raise SurrogateFitError(
             f"{self.name}: Gaussian-process fit failed after {len(_JITTERS)} attempts with growing jitter "
-            f"({type(last).__name__}: {last}). Check for duplicated rows with contradictory values."
+            f"({type(last).__name__}: {last}). Check the data for non-finite or extreme values and for "
+            "duplicated recipes with contradictory results."
         )
 
     def _imputer(self) -> GPSurrogate:

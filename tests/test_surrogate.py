@@ -121,6 +121,20 @@ def test_noise_floor_keeps_a_gp_from_claiming_more_precision_than_the_measuremen
     assert sd.min() >= 2.0 * 0.99
 
 
+@pytest.mark.parametrize("case", ["nan-input", "overflowing-values"])
+def test_a_gp_fit_that_cannot_succeed_is_reported_by_target_name(case):
+    from surrogate.errors import SurrogateFitError
+
+    X = ENC.encode(_frame(10, 1))
+    y = _truth(_frame(10, 1))
+    if case == "nan-input":
+        X[3, 0] = float("nan")
+    else:
+        y = np.array([1e308, -1e308] * 5)
+    with pytest.raises(SurrogateFitError, match=r"^plqy: Gaussian-process fit failed after 3 attempts with growing jitter"):
+        GPSurrogate(ONEHOT, name="plqy").fit(X, y)
+
+
 def _mll(model: GPSurrogate) -> float:
     from gpytorch.mlls import ExactMarginalLogLikelihood
 

@@ -25,6 +25,9 @@ GOOD = "x-1,b1,650,1,K2CO3,internal,1,80,,23,0.9,0.95,ok"
         ((HEADER + "\n" + GOOD.replace(",650,", ',"650,5",')).encode(), r"row 2, column 'temperature_c': not a number \(value '650,5'\). Fix: use a decimal point: 650.5"),
         (f"{HEADER}\n{GOOD.replace(',650,', ',950,')}".encode(), r"row 2, column 'temperature_c': outside the search space \[400.0, 800.0\]"),
         (f"{HEADER}\n{GOOD.replace(',650,', ',nan,')}".encode(), r"column 'temperature_c': not a finite number"),
+        (f"{HEADER}\n{GOOD.replace(',0.9,', ',inf,')}".encode(), r"column 'dispersibility': not a finite number"),
+        (HEADER.replace(",", "\t").encode() + b"\n" + GOOD.replace(",", "\t").encode(), r"not separated by commas"),
+        (f"{HEADER}\n{GOOD.replace(',650,1,', ',1,650,')}".encode(), r"row 2, column 'temperature_c': outside the search space \[400.0, 800.0\] \(value 1.0\)"),  # swapped columns
         (f"{HEADER}\n{GOOD.replace('K2CO3', 'K2C03')}".encode(), r"column 'carbonate': unknown category \(value 'K2C03'\). Fix: did you mean 'K2CO3'"),
         (f"{HEADER}\n{GOOD.replace('K2CO3', 'k2co3')}".encode(), r"write 'K2CO3' \(exact spelling\)"),
         (f"{HEADER}\n{GOOD.replace(',80,', ',180,')}".encode(), r"column 'plqy': outside the physical range \[0.0, 100.0\] %"),
