@@ -27,7 +27,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only results and errors: no progress, paths or timings on stderr")] = False,
+) -> None:
+    ctx.obj = Console(stderr=True, quiet=quiet)
+    if quiet:  # MLflow announces store migrations and runs through logging
+        import logging
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _err(ctx: typer.Context) -> Console:
+    """This invocation's stderr console (silent with --quiet)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Console) else Console(stderr=True)
 
 
 class Format(str, Enum):
@@ -52,7 +69,7 @@ def _run(fn, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except (KilnError, SurrogateFitError) as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -81,6 +98,7 @@ def _fmt(v: Any) -> str:
 
 @app.command()
 def suggest(
+    ctx: typer.Context,
     n: Annotated[int, typer.Option("-n", "--n", min=1, max=64, help="number of recipes")] = 4,
     seed: Annotated[int, typer.Option(help="random seed (same data + seed = same suggestions)")] = 0,
     config: ConfigOpt = DEFAULT_CONFIG,
@@ -104,11 +122,12 @@ def suggest(
         ]
         table.add_row(s.id, *[_fmt(s.inputs[k]) for k in cfg.input_names], *preds)
     Console().print(table)
-    err.print(f"template: {result.template}\nMLflow run: {result.mlflow_run_id}  ({result.seconds['total']:.1f} s)")
+    _err(ctx).print(f"template: {result.template}\nMLflow run: {result.mlflow_run_id}  ({result.seconds['total']:.1f} s)")
 
 
 @app.command()
 def ingest(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="filled batch CSV (e.g. a template from kiln suggest)")],
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
@@ -122,21 +141,21 @@ def ingest(
         return
     Console().print(f"added {result.rows} experiments as {result.batch_file.name} (data version {result.data_version})")
     if result.retrain is not None:
-        _print_retrain(result.retrain)
+        _print_retrain(ctx, result.retrain)
 
 
 @app.command()
-def retrain(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
+def retrain(ctx: typer.Context, config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
     """Refit all surrogates: per target, the model with the best cross-validated NLPD wins."""
     from optimize.service import retrain as run_retrain
 
     cfg, result = _call(run_retrain, config, format)
     if result is None:
         return
-    _print_retrain(result)
+    _print_retrain(ctx, result)
 
 
-def _print_retrain(result) -> None:
+def _print_retrain(ctx: typer.Context, result) -> None:
     console = Console()
     table = Table(title=f"model selection on data {result.data_version} (cross-validated; * = chosen, lowest NLPD)")
     for col in ("target", "model", "rows", "RMSE", "NLPD", "90% coverage"):
@@ -158,7 +177,7 @@ def _print_retrain(result) -> None:
         if r.importance:
             ranked = sorted(r.importance.items(), key=lambda kv: -kv[1]["mean"])
             console.print(f"{r.target} relies on: " + ", ".join(f"{k} {v['mean']:.3g}" for k, v in ranked))
-    err.print(f"MLflow run: {result.mlflow_run_id}  ({result.seconds:.1f} s)")
+    _err(ctx).print(f"MLflow run: {result.mlflow_run_id}  ({result.seconds:.1f} s)")
 
 
 @app.command()
@@ -191,6 +210,7 @@ def predict(
 
 @app.command()
 def benchmark(
+    ctx: typer.Context,
     oracle: Annotated[str | None, typer.Option(help="simulator FILE.py[:FUNC] with measure(recipe) -> dict")] = None,
     lookup: Annotated[Path | None, typer.Option(help="CSV of recipes with their measured targets (a discrete pool)")] = None,
     strategies: Annotated[str, typer.Option(help="comma-separated: botorch, random, sobol, tpe")] = "botorch,random,sobol,tpe",
@@ -211,7 +231,7 @@ def benchmark(
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     settings = _run(BenchmarkSettings, names, tuple(range(seeds)), initial, batches, batch_size)
     total = len(names) * seeds * (batches + 1)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_err(ctx), transient=True) as bar:
         task = bar.add_task("benchmark", total=total)
 
         def progress(strategy: str, seed: int, batch: int) -> None:
@@ -234,15 +254,20 @@ def benchmark(
     )
     table.add_row("seconds", *[f"{by[(s, batches)]['seconds_median']:.1f}" for s in names])
     Console().print(table)
-    err.print(f"MLflow run: {result.mlflow_run_id}")
+    _err(ctx).print(f"MLflow run: {result.mlflow_run_id}")
 
 
 @app.command()
-def history(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
+def history(
+    ctx: typer.Context,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: FormatOpt = Format.table,
+    plot: Annotated[Path | None, typer.Option(help="write Pareto front, progress and partial-dependence PNGs to this folder (and MLflow)")] = None,
+) -> None:
     """Experiments so far, best value per target, the measured Pareto set and pending suggestions."""
     from optimize.service import history as run_history
 
-    cfg, result = _call(run_history, config, format)
+    cfg, result = _call(run_history, config, format, True, plot)
     if result is None:
         return
     console = Console()
@@ -272,10 +297,13 @@ def history(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table
     console.print(f"Pareto set (all objectives measured): {', '.join(sorted(pareto_ids)) or 'none yet'}")
     console.print(f"pending suggestions: {', '.join(result.pending['suggestion_id']) or 'none'}")
     console.print(f"MLflow runs: {len(result.runs)} (kiln ui to browse)")
+    for path in result.plots:
+        _err(ctx).print(f"plot: {path}")
 
 
 @app.command()
 def ui(
+    ctx: typer.Context,
     config: ConfigOpt = DEFAULT_CONFIG,
     port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
     host: Annotated[str, typer.Option(help="interface; 127.0.0.1 keeps the UI private to this machine")] = "127.0.0.1",
@@ -287,8 +315,38 @@ def ui(
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         cmd += ["--default-artifact-root", (cfg.tracking_path / "artifacts").as_uri()]
-    err.print(f"MLflow UI for {cfg.name} at http://{host}:{port}  (store {uri}; Ctrl-C to stop)")
+    _err(ctx).print(f"MLflow UI for {cfg.name} at http://{host}:{port}  (store {uri}; Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="folder for the new campaign (created)")],
+    name: Annotated[str | None, typer.Option(help="campaign name (default: the folder's name)")] = None,
+    template: Annotated[Path, typer.Option(help="campaign YAML to start from")] = DEFAULT_CONFIG,
+) -> None:
+    """Start a new campaign: DIR/campaign.yaml (from the template), empty data, its own MLflow store."""
+    from optimize.scaffold import init_campaign
+
+    path = _run(init_campaign, directory, template, name)
+    Console().print(f"created {path}\nedit its inputs and targets, then: kiln validate-config --config {path}")
+
+
+@app.command("validate-config")
+def validate_config(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
+    """Check a campaign YAML and every data file it points to; summarize them."""
+    from optimize.scaffold import validate_campaign
+
+    cfg, result = _call(validate_campaign, config, format)
+    if result is None:
+        return
+    table = Table(title=f"{result.name}: valid ({result.config})", show_header=False)
+    for key, value in result.to_json().items():
+        if key in ("config", "name"):
+            continue
+        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else ", ".join(value) if isinstance(value, list) else str(value)
+        table.add_row(key.replace("_", " "), shown or "none")
+    Console().print(table)
 
 
 if __name__ == "__main__":

@@ -121,3 +121,43 @@ def benchmark_figure(summary: list[dict], title: str):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def progress_figure(experiments: pd.DataFrame, config: CampaignConfig):
+    """Each target per experiment in the order they were run (batches shaded), with the best so far."""
+    plt = _pyplot()
+    n = len(config.targets)
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
+    order = np.arange(len(experiments))
+    batches = experiments["batch"].fillna("").tolist()
+    for ax, t in zip(axes.ravel(), config.targets):
+        y = experiments[t.name].to_numpy(float)
+        ok = ~np.isnan(y)
+        ax.scatter(order[ok], y[ok], s=14, c="C0", label="measured")
+        best = pd.Series(y).cummax() if t.direction == "maximize" else pd.Series(y).cummin()
+        ax.step(order, best.to_numpy(), where="post", color="C3", label="best so far")
+        for k, b in enumerate(batches):
+            if k and b != batches[k - 1]:
+                ax.axvline(k - 0.5, color="0.9", lw=0.8, zorder=0)
+        ax.set_xlabel("experiment (in order run; lines separate batches)")
+        ax.set_title(f"{t.name} ({t.direction})", fontsize=9)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def partial_dependence_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], target: str, by: str):
+    """``curves[input][category] = (grid, mean, std)``: the model's average prediction of ``target``
+    as one input varies, the other inputs as in the experiments, one line per category of ``by``."""
+    plt = _pyplot()
+    n = max(len(curves), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    for ax, (name, per_cat) in zip(axes.ravel(), curves.items()):
+        for k, (cat, (grid, mean, std)) in enumerate(per_cat.items()):
+            ax.plot(grid, mean, color=f"C{k}", label=f"{by} = {cat}")
+            ax.fill_between(grid, mean - std, mean + std, color=f"C{k}", alpha=0.12)
+        ax.set_xlabel(name)
+        ax.set_ylabel(f"{target} (partial dependence, +-1 std)")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

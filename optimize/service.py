@@ -337,6 +337,7 @@ class HistoryResult:
     pending: pd.DataFrame
     data_version: str
     runs: list[dict[str, Any]]
+    plots: list[Path] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -349,25 +350,96 @@ class HistoryResult:
             "pareto_set": list(self.pareto[ID]),
             "pending": records(self.pending),
             "runs": self.runs,
+            "plots": [str(p) for p in self.plots],
         }
 
 
-def history(config: CampaignConfig, with_runs: bool = True) -> HistoryResult:
-    """Experiments so far, the best value per target, the measured Pareto set, pending suggestions, runs."""
+def history(config: CampaignConfig, with_runs: bool = True, plot_dir: Path | None = None) -> HistoryResult:
+    """Experiments so far, the best value per target, the measured Pareto set, pending suggestions, runs.
+
+    With ``plot_dir``: also write (and log to an MLflow run) the Pareto front with the pending
+    suggestions, the progress per target, and partial dependence plots (see :func:`history_plots`).
+    """
     campaign = load_campaign(config)
     runs: list[dict[str, Any]] = []
     if with_runs:
         from optimize.tracking import list_runs
 
         runs = list_runs(config)
-    return HistoryResult(
-        campaign.experiments,
-        best_so_far(campaign.experiments, config),
-        pareto_set(campaign.experiments, config),
-        campaign.pending,
-        campaign.version,
-        runs,
-    )
+    pareto = pareto_set(campaign.experiments, config)
+    plots = history_plots(config, campaign, pareto, Path(plot_dir)) if plot_dir is not None else []
+    return HistoryResult(campaign.experiments, best_so_far(campaign.experiments, config), pareto, campaign.pending, campaign.version, runs, plots)
+
+
+def history_plots(config: CampaignConfig, campaign, pareto: pd.DataFrame, folder: Path) -> list[Path]:
+    """PNG files in ``folder``, also logged as artifacts of a ``history`` MLflow run:
+
+    - ``pareto_front.png``: measured points, the Pareto set, pending suggestions (predicted mean +- std);
+    - ``progress.png``: every target in the order experiments were run, with the best so far;
+    - ``partial_dependence.png``: the first target's model prediction as each continuous input varies
+      (others as in the experiments), one line per category of the first categorical input.
+    """
+    from optimize.plots import pareto_figure, partial_dependence_figure, progress_figure
+    from optimize.tracking import start_run
+
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "pareto_front.png": pareto_figure(campaign.experiments, pareto, config, campaign.pending if len(campaign.pending) else None),
+        "progress.png": progress_figure(campaign.experiments, config),
+    }
+    target = config.targets[0].name
+    if len(campaign.measured(target)) and len(campaign.experiments) >= 2:
+        fitted = _models_for(config, campaign)
+        curves, by = partial_dependence(config, fitted, campaign.experiments, target)
+        if curves:
+            figures["partial_dependence.png"] = partial_dependence_figure(curves, target, by)
+    paths = []
+    with start_run(config, "history", campaign.version) as run:
+        for name, fig in figures.items():
+            fig.savefig(folder / name, dpi=110)
+            paths.append(folder / name)
+            run.figure(fig, name)
+    return paths
+
+
+def partial_dependence(config: CampaignConfig, fitted, experiments: pd.DataFrame, target: str, points: int = 25):
+    """``({input: {category: (grid, mean, std)}}, categorical name)``: the average predicted ``target``
+    over the experiments' recipes with one continuous input set to each grid value and the first
+    categorical input set to each choice (conditions applied: an input the choice fixes is skipped)."""
+    from optimize.config import CategoricalInput, ContinuousInput
+
+    cats = [i for i in config.inputs if isinstance(i, CategoricalInput)]
+    conts = [i for i in config.inputs if isinstance(i, ContinuousInput)]
+    by = cats[0] if cats else None
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    base = experiments[list(config.input_names)].reset_index(drop=True)
+    for inp in conts:
+        grid = np.linspace(inp.lower, inp.upper, points)
+        per_cat: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for choice in (by.choices if by else [""]):
+            rows = base.copy()
+            if by is not None:
+                rows[by.name] = choice
+            conditions = config.applicable_conditions({by.name: choice} if by else {})
+            if any(inp.name in c.set for c in conditions):
+                continue  # e.g. k_ratio is 0 without a carbonate: nothing to vary
+            for c in config.inputs:  # a category made active again takes its first choice
+                if isinstance(c, CategoricalInput) and c is not by:
+                    inactive = any(c.name in cond.inactive for cond in conditions)
+                    rows[c.name] = "" if inactive else rows[c.name].replace("", c.choices[0])
+            for cond in conditions:
+                for name, v in cond.set.items():
+                    rows[name] = v
+            means, stds = [], []
+            for g in grid:
+                rows[inp.name] = g
+                mean, std = fitted.surrogates[target].predict(fitted.encoder.encode(rows))
+                means.append(mean.mean())
+                stds.append(np.sqrt(np.mean(std**2)))
+            per_cat[choice or "all"] = (grid, np.array(means), np.array(stds))
+        if per_cat:
+            curves[inp.name] = per_cat
+    return curves, by.name if by else ""
 
 
 __all__ = ["benchmark", "history", "ingest", "predict", "retrain", "suggest"]

@@ -31,15 +31,21 @@ def _client_and_experiment(config: CampaignConfig):
         return _experiment(MlflowClient(tracking_uri=uri), config, uri)
 
 
+# MLflow 3's UI opens an experiment on its GenAI (traces) view unless told it holds model-development runs.
+KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+
+
 def _experiment(client, config: CampaignConfig, uri: str):
     exp = client.get_experiment_by_name(config.name)
     if exp is not None:
+        if exp.tags.get(KIND_TAG[0]) is None:
+            client.set_experiment_tag(exp.experiment_id, *KIND_TAG)
         return client, exp.experiment_id
     artifact_location = None
     if uri.startswith("sqlite:///") and uri == f"sqlite:///{config.tracking_path / 'mlflow.db'}":
         artifact_location = (config.tracking_path / "artifacts").as_uri()
     try:
-        return client, client.create_experiment(config.name, artifact_location=artifact_location)
+        return client, client.create_experiment(config.name, artifact_location=artifact_location, tags=dict([KIND_TAG]))
     except Exception:  # created concurrently by another process
         exp = client.get_experiment_by_name(config.name)
         if exp is None:

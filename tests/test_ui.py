@@ -80,3 +80,67 @@ def test_ui_listens_on_localhost_only_unless_host_is_given(config_path):
         assert listening_addresses(ui.port) == {"127.0.0.1"}
     with UI(config_path, "--host", "0.0.0.0") as ui:
         assert listening_addresses(ui.port) == {"0.0.0.0"}
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+# flags for a closed network (the machine notes: without them Chromium keeps dialling out)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.slow
+def test_the_mlflow_ui_shows_the_campaign_runs_and_metrics_in_a_real_browser(config_path, config):
+    """``kiln ui`` in headless Chromium (playwright): the campaign's experiment, its retrain run and the
+    run's metrics are on the page. Screenshots go to ``test-artifacts/``."""
+    from mlflow.tracking import MlflowClient
+    from playwright.sync_api import sync_playwright
+
+    from optimize.service import retrain
+
+    result = retrain(config)
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    exp = client.get_experiment_by_name(config.name)
+    run = client.get_run(result.mlflow_run_id)
+    run_name = run.data.tags["mlflow.runName"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with UI(config_path) as ui, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{ui.url}/#/experiments/{exp.experiment_id}/runs", wait_until="domcontentloaded")
+            page.get_by_text(config.name).first.wait_for(timeout=60_000)
+            page.get_by_text(run_name).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow_experiment.png"), full_page=True)
+            page.goto(f"{ui.url}/#/experiments/{exp.experiment_id}/runs/{result.mlflow_run_id}", wait_until="domcontentloaded")
+            page.get_by_text("plqy.cv_nlpd").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow_run.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "mlflow_run.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_shared_server_mode_two_chemists_one_history(config_path, tmp_path):
+    """``MLFLOW_TRACKING_URI`` at a tracking server (here ``kiln ui`` over a SQLite store on
+    localhost): two chemists' kiln commands, from their own folders, land in one history."""
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import make_campaign
+
+    second = make_campaign(tmp_path / "chemist2")
+    with UI(config_path) as server:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
+        for cfg, out in ((config_path, tmp_path / "p1"), (second, tmp_path / "p2")):
+            res = subprocess.run(
+                [sys.executable, "-m", "optimize.cli", "--quiet", "history", "--plot", str(out), "--config", str(cfg)],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            )
+            assert res.returncode == 0, res.stderr
+        client = MlflowClient(tracking_uri=server.url)
+        exp = client.get_experiment_by_name("cspbbr3_sio2")
+        runs = client.search_runs([exp.experiment_id], "tags.`kiln.kind` = 'history'")
+        assert len(runs) == 2
+        for run in runs:  # artifacts reachable through the server
+            assert "progress.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    # neither chemist wrote a private store
+    assert not (tmp_path / "chemist2" / "mlruns" / "mlflow.db").exists()
