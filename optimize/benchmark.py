@@ -429,10 +429,31 @@ def _scores(problem: Problem, recipes: list[Recipe], rows: pd.DataFrame) -> np.n
     return vals
 
 
+def feasible_only(config: CampaignConfig, values: np.ndarray) -> np.ndarray:
+    """``values`` (``n x m``, raw) with the rows that break an outcome constraint set to NaN: with
+    ``outcome_constraints`` the benchmark scores the hypervolume of feasible recipes only."""
+    out = values.astype(float).copy()
+    names = list(config.target_names)
+    for oc in config.outcome_constraints:
+        col = out[:, names.index(oc.target)]
+        bad = np.zeros(len(out), dtype=bool)
+        if oc.min is not None:
+            bad |= ~(col >= oc.min)
+        if oc.max is not None:
+            bad |= ~(col <= oc.max)
+        out[bad] = np.nan
+    return out
+
+
 def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Callable[[str, int, int], None] | None = None) -> BenchmarkResult:
-    """Run every strategy for every seed; ``progress(strategy, seed, batch)`` is called after each batch."""
+    """Run every strategy for every seed; ``progress(strategy, seed, batch)`` is called after each batch.
+
+    Score: hypervolume of what was tried (noise-free), of feasible recipes only when the config has
+    outcome constraints; each row also counts ``feasible`` recipes and, for a furnace campaign,
+    ``furnace_runs`` (distinct values of the furnace input per batch, summed).
+    """
     cfg = problem.config
-    dense = best_attainable(problem)
+    dense = feasible_only(cfg, best_attainable(problem))
     ref, best = _normalizer(cfg, dense)
     rows: list[dict[str, Any]] = []
     found = [dense]
@@ -448,7 +469,8 @@ def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Calla
             batches: list[tuple[Path, bytes]] = []
             tried: list[Recipe] = []
             scored = np.zeros((0, len(cfg.targets)))
-            seconds = 0.0
+            seconds, furnace_runs = 0.0, 0
+            furnace = cfg.acquisition.furnace
             for b in range(settings.batches + 1):
                 history = campaign_from_batches(cfg, batches)
                 t0 = time.perf_counter()
@@ -461,9 +483,14 @@ def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Calla
                 strategy.observe(recipes, parsed)
                 batches.append((path, data))
                 tried += recipes
-                scored = np.vstack([scored, _scores(problem, recipes, parsed)])
+                scored = np.vstack([scored, feasible_only(cfg, _scores(problem, recipes, parsed))])
                 hv = hypervolume(normalized(cfg, scored, ref, best))
-                rows.append({"strategy": name, "seed": seed, "batch": b, "n_experiments": len(tried), "hypervolume": hv, "seconds": seconds})
+                if furnace is not None:
+                    furnace_runs += len({r[furnace.input] for r in recipes})
+                rows.append({
+                    "strategy": name, "seed": seed, "batch": b, "n_experiments": len(tried), "hypervolume": hv, "seconds": seconds,
+                    "feasible": int(np.isfinite(scored).all(axis=1).sum()), "furnace_runs": furnace_runs,
+                })
                 if progress:
                     progress(name, seed, b)
             found.append(scored)
@@ -477,7 +504,8 @@ def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Calla
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per strategy and batch: median and interquartile range of the hypervolume, median seconds."""
+    """Per strategy and batch: median and interquartile range of the hypervolume, median seconds (and
+    median feasible recipes and furnace runs)."""
     frame = pd.DataFrame(rows)
     out = []
     for (name, b), g in frame.groupby(["strategy", "batch"], sort=False):
@@ -485,6 +513,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out.append({
             "strategy": name, "batch": int(b), "n_experiments": int(g.n_experiments.iloc[0]),
             "hv_median": float(q50), "hv_q25": float(q25), "hv_q75": float(q75), "seconds_median": float(g.seconds.median()),
+            **{f"{k}_median": float(g[k].median()) for k in ("feasible", "furnace_runs") if k in g},
         })
     return out
 

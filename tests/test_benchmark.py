@@ -45,7 +45,7 @@ def test_every_strategy_runs_from_the_same_initial_design(gp_config):
     settings = BenchmarkSettings(("botorch", "random", "sobol", "tpe"), (0, 1), n_initial=4, batches=2, batch_size=2)
     res = run_benchmark(virtual_lab_problem(gp_config), settings)
     frame = res.frame()
-    assert len(frame) == 4 * 2 * 3 and set(frame.columns) == {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds"}
+    assert len(frame) == 4 * 2 * 3 and set(frame.columns) == {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds", "feasible", "furnace_runs"}
     assert frame.hypervolume.between(0, 1).all() and (frame.seconds >= 0).all()
     for seed, g in frame[frame.batch == 0].groupby("seed"):
         assert g.hypervolume.nunique() == 1  # same initial design for every strategy
@@ -109,7 +109,7 @@ def test_cli_benchmark_with_an_oracle_file_for_another_campaign(tmp_path):
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["problem"] == "toy_oracle" and len(doc["results"]) == 2 * 2 * 3
-    assert set(doc["results"][0]) == {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds"}
+    assert set(doc["results"][0]) == {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds", "feasible", "furnace_runs"}
     cfg = load_config(cfg_path)
     client = MlflowClient(cfg.tracking_uri)
     run = client.get_run(doc["mlflow_run_id"])
@@ -148,3 +148,16 @@ def test_botorch_beats_random_search_on_the_virtual_lab(gp_config):
     res = run_benchmark(virtual_lab_problem(gp_config), BenchmarkSettings(("botorch", "random"), (0, 1, 2), n_initial=8, batches=3, batch_size=4))
     final = {s["strategy"]: s["hv_median"] for s in res.summary if s["batch"] == 3}
     assert final["botorch"] > final["random"] + 0.05, final
+
+
+def test_with_outcome_constraints_only_feasible_recipes_count():
+    import numpy as np
+
+    from optimize.benchmark import feasible_only
+    from optimize.config import OutcomeConstraint, load_config
+    from tests.conftest import SEED_CONFIG
+
+    cfg = load_config(SEED_CONFIG).model_copy(update={"outcome_constraints": (OutcomeConstraint(target="water_retention", min=0.9),)})
+    values = np.array([[80, 22, 0.9, 0.95], [90, 21, 1.0, 0.5], [70, 23, 0.8, np.nan]])
+    out = feasible_only(cfg, values)
+    assert np.isfinite(out[0]).all() and np.isnan(out[1]).all() and np.isnan(out[2]).all()  # unknown is not feasible
