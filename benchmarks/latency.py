@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--baseline-repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency.json")
+    ap.add_argument("--kinds", default="retrain,ingest,fit-gp,fit-gp-warm,suggest,baseline", help="jobs to run (suggest and ingest read the retrain jobs' cached models)")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -191,13 +192,15 @@ def main() -> None:
         jobs += [("retrain", n, 0), ("ingest", n, 0), ("fit-gp", n, 0), ("fit-gp-warm", n, 0)]
         jobs += [("suggest", n, q) for q in qs]
         jobs += [("baseline", n, q) for q in (int(x) for x in args.baseline_q.split(",")) if n in {int(x) for x in args.baseline_n.split(",")}]
+    kinds = set(args.kinds.split(","))
+    jobs = [j for j in jobs if j[0] in kinds]
     rows = []
     for kind, n, q in jobs:
         for seed in range(args.repeats if kind != "baseline" else args.baseline_repeats):
             r = measure(kind, n, q, seed, args.timeout)
             rows.append(r)
+            args.out.write_text(json.dumps(rows, indent=1))  # after every job: an interrupted run keeps its results
             print(f"{kind:8s} n={n:4d} q={q:2d} seed={seed}: {r.get('seconds')} s, {r.get('peak_mb', 0):.0f} MB", file=sys.stderr, flush=True)
-    args.out.write_text(json.dumps(rows, indent=1))
     print(table(rows))
 
 

@@ -152,12 +152,13 @@ def partial_dependence_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.n
     plt = _pyplot()
     n = max(len(curves), 1)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    colors = {c: f"C{k}" for k, c in enumerate(dict.fromkeys(c for per_cat in curves.values() for c in per_cat))}
     for ax, (name, per_cat) in zip(axes.ravel(), curves.items()):
-        for k, (cat, (grid, mean, std)) in enumerate(per_cat.items()):
-            ax.plot(grid, mean, color=f"C{k}", label=f"{by} = {cat}")
-            ax.fill_between(grid, mean - std, mean + std, color=f"C{k}", alpha=0.12)
+        for cat, (grid, mean, std) in per_cat.items():  # one colour per category in every panel
+            ax.plot(grid, mean, color=colors[cat], label=f"{by} = {cat}")
+            ax.fill_between(grid, mean - std, mean + std, color=colors[cat], alpha=0.12)
         ax.set_xlabel(name)
         ax.set_ylabel(f"{target} (partial dependence, +-1 std)")
-    axes.ravel()[0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
