@@ -77,11 +77,11 @@ def _emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
-def _call(fn, config: Path, format: Format, *args: Any) -> tuple[Any, Any]:
-    """Load the config and run ``fn(cfg, *args)``. In json mode print the result and return it as
-    ``None`` (the command is done); else return it for the command to render."""
+def _call(fn, config: Path, format: Format, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """Load the config and run ``fn(cfg, *args, **kwargs)``. In json mode print the result and return it
+    as ``None`` (the command is done); else return it for the command to render."""
     cfg = _run(_load, config)
-    result = _run(fn, cfg, *args)
+    result = _run(fn, cfg, *args, **kwargs)
     if format is Format.json:
         _emit_json(result.to_json())
         return cfg, None
@@ -107,7 +107,8 @@ def suggest(
     """Propose the next N recipes; record them as pending and write a batch template to fill in."""
     from optimize.service import suggest as run_suggest
 
-    cfg, result = _call(run_suggest, config, format, n, seed)
+    with _err(ctx).status("suggesting") as status:
+        cfg, result = _call(run_suggest, config, format, n, seed, progress=status.update)
     if result is None:
         return
     table = Table(title=f"{cfg.name}: batch {result.batch} ({result.strategy}, data {result.data_version})")
@@ -136,7 +137,8 @@ def ingest(
     """Validate a filled batch, add it to the campaign (append-only), retrain and log to MLflow."""
     from optimize.service import ingest as run_ingest
 
-    cfg, result = _call(run_ingest, config, format, file, retrain)
+    with _err(ctx).status("ingesting") as status:
+        cfg, result = _call(run_ingest, config, format, file, retrain, progress=status.update)
     if result is None:
         return
     Console().print(f"added {result.rows} experiments as {result.batch_file.name} (data version {result.data_version})")
@@ -149,7 +151,8 @@ def retrain(ctx: typer.Context, config: ConfigOpt = DEFAULT_CONFIG, format: Form
     """Refit all surrogates: per target, the model with the best cross-validated NLPD wins."""
     from optimize.service import retrain as run_retrain
 
-    cfg, result = _call(run_retrain, config, format)
+    with _err(ctx).status("retraining") as status:
+        cfg, result = _call(run_retrain, config, format, progress=status.update)
     if result is None:
         return
     _print_retrain(ctx, result)
@@ -324,11 +327,15 @@ def init(
     directory: Annotated[Path, typer.Argument(help="folder for the new campaign (created)")],
     name: Annotated[str | None, typer.Option(help="campaign name (default: the folder's name)")] = None,
     template: Annotated[Path, typer.Option(help="campaign YAML to start from")] = DEFAULT_CONFIG,
+    format: FormatOpt = Format.table,
 ) -> None:
     """Start a new campaign: DIR/campaign.yaml (from the template), empty data, its own MLflow store."""
     from optimize.scaffold import init_campaign
 
     path = _run(init_campaign, directory, template, name)
+    if format is Format.json:
+        _emit_json({"config": str(path), "data_dir": str(path.parent / "data"), "tracking_dir": str(path.parent / "mlruns")})
+        return
     Console().print(f"created {path}\nedit its inputs and targets, then: kiln validate-config --config {path}")
 
 

@@ -278,6 +278,8 @@ class CampaignConfig(_Frozen):
         furnace = self.acquisition.furnace
         if furnace is not None and not isinstance(by_name.get(furnace.input), ContinuousInput):
             raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is not a continuous input{_hint(furnace.input, by_name)}")
+        if furnace is not None and any(furnace.input in c.set for c in self.conditions):
+            raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is fixed by a condition; share an input that every recipe sets")
         uses_descriptors = any(c.endswith("-descriptors") for c in self.models.candidates)
         has_descriptors = any(isinstance(i, CategoricalInput) and i.descriptors for i in self.inputs)
         if uses_descriptors and not has_descriptors:

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -171,7 +171,8 @@ class FittedModels:
 
 # ---- fitting ---------------------------------------------------------------------------------
 def select_models(
-    campaign: Campaign, score: bool = True, warm: FittedModels | None = None, reselect: bool = True
+    campaign: Campaign, score: bool = True, warm: FittedModels | None = None, reselect: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[FittedModels, Selection]:
     """Choose and fit a surrogate per measured target.
 
@@ -184,6 +185,7 @@ def select_models(
         reselect: compare the candidates by cross-validation (``kiln retrain``). ``False`` (after an
             ingest): keep ``warm``'s choice per target, and its tuned GBM settings, while the target's
             rows have grown by at most ``models.reselect_growth`` since that choice was made.
+        progress: hears a message before each long step (tuning, cross-validation, fit).
 
     Raises:
         surrogate.errors.SurrogateFitError: a fit failed even after retries (names the target).
@@ -195,6 +197,7 @@ def select_models(
     config = campaign.config
     ms = config.models
     encoder = encoder_for(config)
+    say = progress or (lambda message: None)
     surrogates, reports, cv_results, tuning = {}, {}, {}, {}
     for t in config.targets:
         rows = campaign.measured(t.name)
@@ -224,6 +227,7 @@ def select_models(
         else:
             for label in labels if compare else [fallback]:  # tune only the models that will be scored or used
                 if label.startswith("gbm") and len(y) >= 4:
+                    say(f"{t.name}: tuning {label} (Optuna, {ms.tuning_trials} trials)")
                     res = tune_gbm(
                         featurizer_for(config, _KIND_MODE[label][1]), X, y, q,
                         n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper,
@@ -236,6 +240,7 @@ def select_models(
             if compare:
                 splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
                 for label in labels:
+                    say(f"{t.name}: cross-validating {label} ({len(splits)} folds)")
                     results.append(cross_validate(make_candidate(config, t, label, params.get(label)), X, y, q, splits))
                 chosen = choose(results).label
             else:
@@ -243,6 +248,7 @@ def select_models(
                 if n_obs < MIN_ROWS_TO_SELECT:
                     note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
             cv = {r.label: asdict(r.scores) for r in results}
+        say(f"{t.name}: fitting {chosen} on {len(y)} rows")
         model = make_candidate(config, t, chosen, params.get(chosen))
         previous = warm.surrogates.get(t.name) if warm is not None and ms.warm_start else None
         if previous is not None and hasattr(model, "warm_start"):

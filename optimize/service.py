@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -52,12 +52,12 @@ class RetrainResult:
         }
 
 
-def retrain(config: CampaignConfig, triggered_by: str | None = None, reselect: bool = True) -> RetrainResult:
-    """Select and fit a surrogate per target (see :func:`_retrain`)."""
-    return _retrain(config, load_campaign(config), triggered_by, reselect)[0]
+def retrain(config: CampaignConfig, triggered_by: str | None = None, reselect: bool = True, progress: Callable[[str], None] | None = None) -> RetrainResult:
+    """Select and fit a surrogate per target (see :func:`_retrain`); ``progress(message)`` hears each step."""
+    return _retrain(config, load_campaign(config), triggered_by, reselect, progress)[0]
 
 
-def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, reselect: bool = True):
+def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, reselect: bool = True, progress: Callable[[str], None] | None = None):
     """Select and fit a surrogate per target by cross-validation; cache the models; log it all to MLflow.
 
     The latest cached models of another data version are the warm start (``models.warm_start``) and,
@@ -74,7 +74,7 @@ def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, 
 
     t0 = time.perf_counter()
     warm = latest_cached(config, campaign.version)
-    fitted, selection = select_models(campaign, warm=warm, reselect=reselect)
+    fitted, selection = select_models(campaign, warm=warm, reselect=reselect, progress=progress)
     save_cached(config, fitted)
     reports = list(selection.targets.values())
     with start_run(config, "retrain", campaign.version, triggered_by=triggered_by) as run:
@@ -147,7 +147,7 @@ class SuggestResult:
         }
 
 
-def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
+def suggest(config: CampaignConfig, n: int, seed: int = 0, progress: Callable[[str], None] | None = None) -> SuggestResult:
     """Fit the surrogates and propose ``n`` new recipes; record them as pending and write a batch template.
 
     Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
@@ -164,7 +164,9 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0) -> SuggestResult:
     with campaign_lock(config.data_path):
         campaign = load_campaign(config)
         with manual_seed(seed):
-            fitted = _models_for(config, campaign)  # retrains (a run of its own) if nothing is cached
+            fitted = _models_for(config, campaign, progress)  # retrains (a run of its own) if nothing is cached
+            if progress:
+                progress(f"proposing {n} recipes ({config.acquisition.kind})")
             t_fit = time.perf_counter()
             recipes, proposal = suggest_recipes(campaign, fitted, n, seed)
         t_acq = time.perf_counter()
@@ -221,12 +223,12 @@ class PredictResult:
         return {"data_version": self.data_version, "models": self.models, "predictions": rows}
 
 
-def _models_for(config: CampaignConfig, campaign):
+def _models_for(config: CampaignConfig, campaign, progress: Callable[[str], None] | None = None):
     """The models retrain chose for this data and config (from the cache, else retrained now)."""
     from optimize.models import load_cached
 
     fitted = load_cached(config, campaign.version)
-    return fitted if fitted is not None else _retrain(config, campaign, reselect=False)[1]
+    return fitted if fitted is not None else _retrain(config, campaign, reselect=False, progress=progress)[1]
 
 
 def predict(config: CampaignConfig, file: Path) -> PredictResult:
@@ -269,7 +271,7 @@ class IngestResult:
         }
 
 
-def ingest(config: CampaignConfig, file: Path, retrain_models: bool = True) -> IngestResult:
+def ingest(config: CampaignConfig, file: Path, retrain_models: bool = True, progress: Callable[[str], None] | None = None) -> IngestResult:
     """Validate and add a filled batch file, then retrain (two MLflow runs: ingest, retrain).
 
     With ``retrain_models=False`` only the batch is added (several batches at once); the next
@@ -283,7 +285,7 @@ def ingest(config: CampaignConfig, file: Path, retrain_models: bool = True) -> I
         run.params({"file": str(file), "sha256": added.sha256, "rows": added.rows, "stored_as": added.path.name})
         run.metrics({"n_experiments": len(campaign.experiments), "batch_rows": added.rows})
         run.files([added.path], "batch")
-    result = retrain(config, triggered_by=run.id, reselect=False) if retrain_models else None
+    result = retrain(config, triggered_by=run.id, reselect=False, progress=progress) if retrain_models else None
     return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result)
 
 
@@ -399,7 +401,19 @@ def history_plots(config: CampaignConfig, campaign, pareto: pd.DataFrame, folder
             fig.savefig(folder / name, dpi=110)
             paths.append(folder / name)
             run.figure(fig, name)
+        paths += _latest_retrain_plots(config, folder)
+        run.files([p for p in paths if p.name in ("parity.png", "calibration.png")])
     return paths
+
+
+def _latest_retrain_plots(config: CampaignConfig, folder: Path) -> list[Path]:
+    """Parity and calibration plots of the latest retrain that cross-validated (copied into ``folder``)."""
+    from optimize.tracking import latest_run
+
+    run = latest_run(config, "retrain", with_artifact="parity.png")
+    if run is None:
+        return []
+    return [run.download(name, folder) for name in ("parity.png", "calibration.png") if run.has(name)]
 
 
 def partial_dependence(config: CampaignConfig, fitted, experiments: pd.DataFrame, target: str, points: int = 25):

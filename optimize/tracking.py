@@ -91,9 +91,33 @@ class Run:
     def json(self, obj: Any, name: str) -> None:
         self.client.log_text(self.id, json.dumps(obj, indent=2, default=str), name)
 
-    def files(self, paths: list[Path], artifact_path: str) -> None:
+    def files(self, paths: list[Path], artifact_path: str | None = None) -> None:
         for p in paths:
             self.client.log_artifact(self.id, str(p), artifact_path)
+
+    def has(self, name: str) -> bool:
+        return name in {a.path for a in self.client.list_artifacts(self.id)}
+
+    def download(self, name: str, folder: Path) -> Path:
+        """Copy artifact ``name`` into ``folder``; returns its path there."""
+        import os
+        import shutil
+        import tempfile
+
+        quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no tqdm bar on stderr for one small file
+        saved = {k: os.environ.get(k) for k in quiet}
+        os.environ.update(quiet)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                got = Path(self.client.download_artifacts(self.id, name, tmp))
+                folder.mkdir(parents=True, exist_ok=True)
+                return Path(shutil.copy(got, folder / name))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 @contextmanager
@@ -124,6 +148,19 @@ def start_run(
         client.set_terminated(handle.id, status="FAILED")
         raise
     client.set_terminated(handle.id, status="FINISHED")
+
+
+def latest_run(config: CampaignConfig, kind: str, with_artifact: str | None = None, max_results: int = 20) -> Run | None:
+    """The newest finished run of ``kind`` (among the last ``max_results``) that has ``with_artifact``."""
+    client, exp_id = _client_and_experiment(config)
+    runs = client.search_runs(
+        [exp_id], f"tags.`kiln.kind` = '{kind}' and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"], max_results=max_results
+    )
+    for r in runs:
+        run = Run(client, r.info.run_id)
+        if with_artifact is None or run.has(with_artifact):
+            return run
+    return None
 
 
 def list_runs(config: CampaignConfig, max_results: int = 50) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ def test_init_creates_a_campaign_that_validates_and_suggests_a_first_design(tmp_
     assert out["strategy"] == "sobol" and len(out["suggestions"]) == 3
     again = kiln("init", str(folder))
     assert again.exit_code == 2 and "a campaign already exists here" in again.stderr
+    other = json.loads(kiln("init", str(tmp_path / "other"), "--name", "other_lab", "--format", "json").stdout)
+    assert other["config"].endswith("other/campaign.yaml") and "name: other_lab" in (tmp_path / "other" / "campaign.yaml").read_text()
 
 
 def test_validate_config_reports_data_and_names_bad_files(config_path, config):
@@ -50,7 +52,8 @@ def test_history_plot_writes_and_logs_the_figures(config_path, tmp_path):
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     names = sorted(p.split("/")[-1] for p in doc["plots"])
-    assert names == ["pareto_front.png", "partial_dependence.png", "progress.png"]
+    # the parity and calibration plots come from the retrain that history triggered (no models were cached)
+    assert names == ["calibration.png", "pareto_front.png", "parity.png", "partial_dependence.png", "progress.png"]
     for n in names:
         assert (out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / n).stat().st_size > 10_000
     cfg = load_config(config_path)

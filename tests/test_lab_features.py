@@ -42,9 +42,11 @@ def test_a_furnace_batch_shares_its_temperature(tmp_path, max_distinct):
     assert np.isfinite(proposal.acquisition_values).all()
 
 
-def test_furnace_input_must_be_continuous(tmp_path):
+def test_furnace_input_must_be_continuous_and_free(tmp_path):
     with pytest.raises(ConfigError, match=r"acquisition.furnace.input: 'carbonate' is not a continuous input"):
-        _config(tmp_path, acquisition={"furnace": {"input": "carbonate"}})
+        _config(tmp_path / "a", acquisition={"furnace": {"input": "carbonate"}})
+    with pytest.raises(ConfigError, match=r"acquisition.furnace.input: 'k_ratio' is fixed by a condition"):
+        _config(tmp_path / "b", acquisition={"furnace": {"input": "k_ratio"}})
 
 
 # ---- outcome constraints ----------------------------------------------------------------------
