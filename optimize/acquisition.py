@@ -287,6 +287,9 @@ class _Search:
         self.config, self.encoder = config, fitted.encoder
         self.X_measured, self.X_pending, self.seed = X_measured, X_pending, seed
         self.steps = _steps(config, self.encoder)
+        # one scrambled Sobol sequence per proposal, continued step after step (re-seeding it at every
+        # step lowered the virtual-lab hypervolume after 32 experiments in 3 of 10 seeds, e.g. 0.92 -> 0.29)
+        self.sobol = SobolEngine(dimension=len(self.encoder.cont_dims), scramble=True, seed=seed)
         # A gradient-boosting target has no gradients: score a 4x larger pool instead of polishing
         # (polishing on the GP targets' gradients alone cost 5x the time for 2 GBM targets: 28 s vs 5 s).
         self.polish = fitted.differentiable
@@ -297,7 +300,7 @@ class _Search:
         settings, enc = self.config.acquisition, self.encoder
         cont_dims, cat_dims, d = enc.cont_dims, enc.cat_dims, len(enc.features)
         # 1. score Sobol points of the continuous inputs under every combination (already on the steps)
-        base = SobolEngine(dimension=len(cont_dims), scramble=True, seed=self.seed + 104729 * step).draw(self.n_raw).to(torch.double)
+        base = self.sobol.draw(self.n_raw).to(torch.double)
         raw = []
         for combo in combos:
             Xc = torch.zeros(len(base), d, dtype=torch.double)
