@@ -14,7 +14,8 @@ PLQY, 10 % of samples not water-tested). Every measurement runs in a fresh proce
 - ``fit-gp``: fitting the four GP surrogates alone, cold (what suggest costs when the cache is cold
   and GPs are the only candidates);
 - ``fit-gp-warm``: the same fit warm-started from GPs fitted on the first n - 8 rows (the previous
-  batch), as ``kiln ingest`` does (``models.warm_start``); the warm-up fit is not timed;
+  batch), as ``kiln ingest`` does with ``models.warm_start: true`` (off by default); the warm-up fit is
+  not timed;
 - ``suggest``: what ``kiln suggest -n q`` does after a retrain: load the cached models (the JSON the
   ``retrain`` job of the same n and seed wrote), propose q recipes.
 - ``baseline``: plain BoTorch with default settings: a ``MixedSingleTaskGP`` per target in a
@@ -56,8 +57,8 @@ def simulated_campaign(config, n: int, seed: int = 0):
     return campaign_from_batches(config, [(Path("<simulated>"), _batch_bytes(config, "sim", 0, recipes, results))])
 
 
-def _gp_only(config):
-    return config.model_copy(update={"models": config.models.model_copy(update={"candidates": ("gp-onehot",)})})
+def _gp_only(config, warm_start: bool = False):
+    return config.model_copy(update={"models": config.models.model_copy(update={"candidates": ("gp-onehot",), "warm_start": warm_start})})
 
 
 def worker(kind: str, n: int, q: int, seed: int) -> dict:
@@ -92,7 +93,7 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
     elif kind in ("fit-gp", "fit-gp-warm"):
         from optimize.models import fit_models
 
-        gp = _gp_only(config)
+        gp = _gp_only(config, warm_start=kind == "fit-gp-warm")
         warm = None
         if kind == "fit-gp-warm":
             earlier = campaign.__class__(gp, campaign.experiments.iloc[: n - 8], campaign.batches, campaign.ledger)
