@@ -44,17 +44,10 @@ CACHE = ROOT / "benchmarks" / ".latency_cache"  # models the retrain jobs fit, r
 
 def simulated_campaign(config, n: int, seed: int = 0):
     """A campaign of ``n`` virtual-lab experiments (in memory, validated like files on disk)."""
-    import numpy as np
-
-    from optimize.benchmark import _batch_bytes, sobol_recipes
+    from optimize.benchmark import virtual_lab_batch
     from optimize.campaign import campaign_from_batches
-    from optimize.virtual_lab import VirtualLab
 
-    lab = VirtualLab(missing_water=0.1)
-    rng = np.random.default_rng(seed)
-    recipes = sobol_recipes(config, n, seed)
-    results = [lab.measure(r, rng) for r in recipes]
-    return campaign_from_batches(config, [(Path("<simulated>"), _batch_bytes(config, "sim", 0, recipes, results))])
+    return campaign_from_batches(config, [virtual_lab_batch(config, n, seed, missing_water=0.1)])
 
 
 def _gp_only(config, warm_start: bool = False):

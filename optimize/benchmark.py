@@ -396,6 +396,18 @@ class BenchmarkResult:
         }
 
 
+def virtual_lab_batch(config: CampaignConfig, n: int, seed: int = 0, missing_water: float = 0.0) -> tuple[Path, bytes]:
+    """One in-memory batch file of ``n`` virtual-lab experiments on Sobol recipes (for
+    ``campaign_from_batches``); the first rows of a longer batch are the same recipes and results."""
+    from optimize.virtual_lab import VirtualLab
+
+    lab = VirtualLab(missing_water=missing_water)
+    rng = np.random.default_rng(seed)
+    recipes = sobol_recipes(config, n, seed)
+    results = [lab.measure(r, rng) for r in recipes]
+    return Path("<virtual lab>"), _batch_bytes(config, "sim", 0, recipes, results)
+
+
 def _batch_bytes(config: CampaignConfig, batch: str, start: int, recipes: list[Recipe], results: list[Mapping[str, Any]]) -> bytes:
     """The CSV a lab would ingest for these recipes and results (validated by ``parse_table``)."""
     rows = []

@@ -51,16 +51,9 @@ def config(config_path: Path):
 
 def lab_batches(config, n: int, seed: int = 0, missing_water: float = 0.0) -> list[tuple[Path, bytes]]:
     """One in-memory batch of ``n`` virtual-lab experiments on Sobol recipes (for campaign_from_batches)."""
-    import numpy as np
+    from optimize.benchmark import virtual_lab_batch
 
-    from optimize.benchmark import _batch_bytes, sobol_recipes
-    from optimize.virtual_lab import VirtualLab
-
-    lab = VirtualLab(missing_water=missing_water)
-    rng = np.random.default_rng(seed)
-    recipes = sobol_recipes(config, n, seed)
-    results = [lab.measure(r, rng) for r in recipes]
-    return [(Path("<virtual lab>"), _batch_bytes(config, "sim", 0, recipes, results))]
+    return [virtual_lab_batch(config, n, seed, missing_water)]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
