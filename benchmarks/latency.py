@@ -134,12 +134,12 @@ def baseline(config, campaign, q: int, seed: int) -> float:
     for t in config.targets:
         rows = campaign.measured(t.name)
         X = enc.encode(rows[list(config.input_names)])
-        Y = torch.as_tensor(rows[t.name].to_numpy(float) * t.sign, dtype=torch.double).unsqueeze(-1)
+        Y = torch.as_tensor(t.objective(rows[t.name].to_numpy(float)), dtype=torch.double).unsqueeze(-1)
         models.append(MixedSingleTaskGP(X, Y, cat_dims=enc.cat_dims))
     model = ModelListGP(*models)
     fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
     X_all = enc.encode(campaign.experiments[list(config.input_names)])
-    ref = [t.reference * t.sign for t in config.targets]
+    ref = [t.objective_reference for t in config.targets]
     acqf = qLogNoisyExpectedHypervolumeImprovement(model=model, ref_point=ref, X_baseline=X_all, prune_baseline=True)
     d = X_all.shape[-1]
     bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()

@@ -13,7 +13,7 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
 The acquisition (``acquisition.kind``) is qLogEHVI against the posterior-mean front with pending
 recipes believed at their means (the default: 3 s for 8 recipes at 100 experiments), qLogNEHVI or
 qLogNParEGO, on the per-target surrogates (whichever model won cross-validation for each target),
-with minimized targets negated.
+with minimized targets negated and a ``target`` objective scored as minus its distance from the goal.
 Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
 """
 
@@ -30,7 +30,7 @@ from botorch.acquisition.multi_objective.logei import (
     qLogExpectedHypervolumeImprovement,
     qLogNoisyExpectedHypervolumeImprovement,
 )
-from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
+from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.generation.gen import gen_candidates_scipy
 from botorch.sampling import SobolQMCNormalSampler
@@ -131,10 +131,10 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     """
     settings = config.acquisition
     model = fitted.botorch_model()
+    objectives = objective_values(config)
+    objective = GenericMCMultiOutputObjective(lambda Z, X=None: objectives(Z))
+    ref = torch.tensor([t.objective_reference for t in config.targets], dtype=torch.double)
     m = len(config.targets)
-    signs = torch.tensor([t.sign for t in config.targets], dtype=torch.double)
-    objective = WeightedMCMultiOutputObjective(weights=signs, outcomes=list(range(m)), num_outcomes=model.num_outputs)
-    ref = signs * torch.tensor([t.reference for t in config.targets], dtype=torch.double)
     constraints = outcome_constraints(config, fitted)
     shared = {"constraints": constraints or None, "eta": CONSTRAINT_ETA} if constraints else {}
 
@@ -150,7 +150,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
             ok = torch.ones(len(mean), dtype=torch.bool)
             for c in constraints:
                 ok &= c(mean) <= 0
-            return (mean[:, :m] * signs)[ok]
+            return objectives(mean)[ok]
 
         Y_base = front(X_baseline)
 
@@ -183,6 +183,17 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
             )
 
     return build
+
+
+def objective_values(config: CampaignConfig):
+    """``Z -> objectives``: model outputs ``... x m'`` (targets in config order first) to ``... x m``
+    quantities to maximize: the value, its negative, or minus the distance from a goal."""
+    targets = config.targets
+
+    def objectives(Z: Tensor) -> Tensor:
+        return torch.stack([t.objective(Z[..., j]) for j, t in enumerate(targets)], dim=-1)
+
+    return objectives
 
 
 def outcome_constraints(config: CampaignConfig, fitted: FittedModels) -> list:

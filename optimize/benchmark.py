@@ -129,21 +129,29 @@ def _key(config: CampaignConfig, recipe: Mapping[str, Any]) -> tuple:
 
 # ---- scoring -------------------------------------------------------------------------------
 def _normalizer(config: CampaignConfig, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per target: (reference, best) in raw units; ``best`` from the physical bound, else the data."""
+    """Per target, in objective units (``Target.objective``): (reference, best); ``best`` is the
+    physical bound (0, a hit, for a ``target`` objective), else the best of the data."""
     ref, best = [], []
     for j, t in enumerate(config.targets):
-        bound = t.upper if t.direction == "maximize" else t.lower
-        if bound is None or not math.isfinite(bound):
-            col = values[:, j][np.isfinite(values[:, j])]
-            bound = (col.max() if t.direction == "maximize" else col.min()) if len(col) else t.reference + t.sign
-        ref.append(t.reference)
-        best.append(bound)
+        if t.direction == "target":
+            top = 0.0
+        else:
+            bound = t.upper if t.direction == "maximize" else t.lower
+            top = float(t.objective(bound)) if bound is not None and math.isfinite(bound) else math.nan
+        if not math.isfinite(top):
+            col = t.objective(values[:, j][np.isfinite(values[:, j])])
+            top = float(col.max()) if len(col) else t.objective_reference + 1.0
+        ref.append(t.objective_reference)
+        best.append(top)
     return np.array(ref), np.array(best)
 
 
 def normalized(config: CampaignConfig, values: np.ndarray, ref: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """``n x m`` raw target values -> ``n x m`` in [0, 1] (0 = at or beyond the reference); NaN rows kept."""
-    z = (values - ref) / (best - ref)
+    """``n x m`` raw target values -> ``n x m`` in [0, 1] (0 = at or beyond the reference, 1 = ``best``
+    in objective units, see :func:`_normalizer`); NaN rows kept."""
+    from optimize.pareto import objectives
+
+    z = (objectives(values, config) - ref) / (best - ref)
     return np.clip(z, 0.0, 1.0)
 
 
@@ -257,8 +265,9 @@ class SobolStrategy(Strategy):
 
 
 class TPEStrategy(Strategy):
-    """Optuna's multi-objective TPE (seeded), told every measured result; censored values at their
-    fallback (half-way to the physical bound), trials with a missing objective marked failed."""
+    """Optuna's multi-objective TPE (seeded), told every measured result as objectives to maximize
+    (``Target.objective``); censored values at their fallback (half-way to the physical bound),
+    trials with a missing objective marked failed."""
 
     name = "tpe"
 
@@ -268,7 +277,7 @@ class TPEStrategy(Strategy):
         super().__init__(problem, seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(
-            directions=[t.direction for t in self.config.targets], sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+            directions=["maximize"] * len(self.config.targets), sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         )
         self.trials: list = []
 
@@ -308,7 +317,7 @@ class TPEStrategy(Strategy):
                     v = 0.5 * (v + t.lower)
                 elif q == ">" and t.upper is not None:
                     v = 0.5 * (v + t.upper)
-                values.append(float(v))
+                values.append(float(t.objective(float(v))))
             self.study.tell(trial, values, state=optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL)
         self.trials = []
 

@@ -116,7 +116,7 @@ def suggest(
     for name in cfg.input_names:
         table.add_column(name, overflow="fold")
     for t in cfg.targets:
-        table.add_column(f"{t.name} ({'max' if t.sign > 0 else 'min'})", justify="right")
+        table.add_column(f"{t.name} ({t.short})", justify="right")
     for s in result.suggestions:
         preds = [
             "" if p["mean"] is None else f"{p['mean']:.3g} ± {p['std']:.2g}" for p in (s.predicted[t] for t in cfg.target_names)
@@ -200,7 +200,7 @@ def predict(
     table.add_column(" / ".join(cfg.input_names), overflow="fold")
     for t in cfg.targets:
         model = result.models.get(t.name, "")
-        table.add_column(f"{t.name} ({'max' if t.sign > 0 else 'min'})\n{model}", justify="right")
+        table.add_column(f"{t.name} ({t.short})\n{model}", justify="right")
     for i, row in enumerate(result.recipes.to_dict(orient="records")):
         recipe = " / ".join(_fmt(row[k]) or "-" for k in cfg.input_names)
         preds = []

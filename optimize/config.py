@@ -121,13 +121,16 @@ class Condition(_Frozen):
 
 
 class Target(_Frozen):
-    """A measured outcome. ``direction`` makes it an objective; ``reference`` is the worst value
-    still worth having (the hypervolume reference point); ``lower``/``upper`` are physical bounds;
+    """A measured outcome. ``direction`` makes it an objective: ``maximize``, ``minimize``, or ``target``
+    (as close as possible to ``goal``, e.g. an emission peak at 520 nm). ``reference`` is the worst value
+    still worth having (the hypervolume reference point; for a ``target`` objective, the distance from
+    ``goal`` to ``reference`` is the largest acceptable miss); ``lower``/``upper`` are physical bounds;
     ``noise_std`` is the measurement's repeatability (models never assume less noise than that)."""
 
     name: Annotated[str, Field(pattern=_NAME)]
-    direction: Literal["maximize", "minimize"]
+    direction: Literal["maximize", "minimize", "target"]
     reference: float
+    goal: float | None = None
     lower: float | None = None
     upper: float | None = None
     noise_std: float | None = Field(default=None, gt=0)
@@ -142,12 +145,41 @@ class Target(_Frozen):
             raise ValueError(f"target {self.name!r}: lower ({self.lower}) must be below upper ({self.upper})")
         if not lo <= self.reference <= hi:
             raise ValueError(f"target {self.name!r}: reference {self.reference} lies outside [{lo}, {hi}]")
+        if self.direction == "target":
+            if self.goal is None:
+                raise ValueError(f"target {self.name!r}: direction 'target' needs a goal (the value to hit, e.g. goal: 520)")
+            if not lo <= self.goal <= hi:
+                raise ValueError(f"target {self.name!r}: goal {self.goal} lies outside [{lo}, {hi}]")
+            if self.reference == self.goal:
+                raise ValueError(
+                    f"target {self.name!r}: reference must differ from the goal; its distance from the goal is the largest acceptable miss"
+                )
+        elif self.goal is not None:
+            raise ValueError(f"target {self.name!r}: goal is only for direction 'target' (got direction {self.direction!r})")
         return self
 
+    def objective(self, values):
+        """Target values (numpy array or torch tensor, any shape) -> a quantity to maximize of the same
+        shape: the value, its negative (``minimize``) or minus its distance from the goal (``target``)."""
+        if self.direction == "target":
+            return -abs(values - self.goal)
+        return values if self.direction == "maximize" else -values
+
     @property
-    def sign(self) -> float:
-        """+1 for maximize, -1 for minimize: multiply to get a quantity to maximize."""
-        return 1.0 if self.direction == "maximize" else -1.0
+    def objective_reference(self) -> float:
+        """The reference point in objective units (see :meth:`objective`)."""
+        return float(self.objective(self.reference))
+
+    @property
+    def short(self) -> str:
+        """``max``, ``min`` or ``->520`` for table headers and plot labels."""
+        return f"->{self.goal:g}" if self.direction == "target" else self.direction[:3]
+
+    def better(self, values):
+        """Index of the best of ``values`` (a non-empty 1-d array) under this objective."""
+        import numpy as np
+
+        return int(np.argmax(self.objective(np.asarray(values, dtype=float))))
 
 
 class Furnace(_Frozen):

@@ -13,12 +13,17 @@ def complete_rows(experiments: pd.DataFrame, config: CampaignConfig) -> pd.DataF
     return experiments.dropna(subset=list(config.target_names))
 
 
-def pareto_mask(values: np.ndarray, signs: np.ndarray) -> np.ndarray:
-    """Non-dominated rows of ``values`` (``n x m``) after multiplying by ``signs`` (maximize all)."""
+def objectives(values: np.ndarray, config: CampaignConfig) -> np.ndarray:
+    """``n x m`` target values (config order) -> ``n x m`` quantities to maximize (see ``Target.objective``)."""
+    return np.stack([t.objective(values[:, j]) for j, t in enumerate(config.targets)], axis=-1)
+
+
+def pareto_mask(values: np.ndarray, config: CampaignConfig) -> np.ndarray:
+    """Non-dominated rows of ``values`` (``n x m`` target values, config order)."""
     import torch
     from botorch.utils.multi_objective.pareto import is_non_dominated
 
-    return is_non_dominated(torch.as_tensor(values * signs, dtype=torch.double), deduplicate=False).numpy()
+    return is_non_dominated(torch.as_tensor(objectives(values, config), dtype=torch.double), deduplicate=False).numpy()
 
 
 def pareto_set(experiments: pd.DataFrame, config: CampaignConfig) -> pd.DataFrame:
@@ -26,8 +31,7 @@ def pareto_set(experiments: pd.DataFrame, config: CampaignConfig) -> pd.DataFram
     rows = complete_rows(experiments, config)
     if rows.empty:
         return rows
-    signs = np.array([t.sign for t in config.targets])
-    return rows[pareto_mask(rows[list(config.target_names)].to_numpy(float), signs)]
+    return rows[pareto_mask(rows[list(config.target_names)].to_numpy(float), config)]
 
 
 def best_so_far(experiments: pd.DataFrame, config: CampaignConfig) -> dict[str, dict[str, object]]:
@@ -39,6 +43,6 @@ def best_so_far(experiments: pd.DataFrame, config: CampaignConfig) -> dict[str, 
         if rows.empty:
             out[t.name] = {"value": None, "experiment_id": None}
             continue
-        i = rows[t.name].idxmax() if t.direction == "maximize" else rows[t.name].idxmin()
+        i = rows.index[t.better(rows[t.name].to_numpy(float))]
         out[t.name] = {"value": float(rows.at[i, t.name]), "experiment_id": str(rows.at[i, "experiment_id"])}
     return out

@@ -38,8 +38,8 @@ def pareto_figure(experiments: pd.DataFrame, pareto: pd.DataFrame, config: Campa
                 fmt="*", ms=10, color="C0", ecolor="C0", alpha=0.8, label="suggested (pred.)",
             )
         ta, tb = config.targets[names.index(a)], config.targets[names.index(b)]
-        ax.set_xlabel(f"{a} ({ta.direction[:3]})")
-        ax.set_ylabel(f"{b} ({tb.direction[:3]})")
+        ax.set_xlabel(f"{a} ({ta.short})")
+        ax.set_ylabel(f"{b} ({tb.short})")
         ax.axvline(ta.reference, color="0.85", lw=1, zorder=0)
         ax.axhline(tb.reference, color="0.85", lw=1, zorder=0)
     for ax in axes.ravel()[len(pairs) :]:
@@ -134,8 +134,9 @@ def progress_figure(experiments: pd.DataFrame, config: CampaignConfig):
         y = experiments[t.name].to_numpy(float)
         ok = ~np.isnan(y)
         ax.scatter(order[ok], y[ok], s=14, c="C0", label="measured")
-        best = pd.Series(y).cummax() if t.direction == "maximize" else pd.Series(y).cummin()
-        ax.step(order, best.to_numpy(), where="post", color="C3", label="best so far")
+        ax.step(order, _best_so_far(t, y), where="post", color="C3", label="best so far")
+        if t.goal is not None:
+            ax.axhline(t.goal, color="C2", lw=1, ls="--", label="goal")
         for k, b in enumerate(batches):
             if k and b != batches[k - 1]:
                 ax.axvline(k - 0.5, color="0.9", lw=0.8, zorder=0)
@@ -144,6 +145,16 @@ def progress_figure(experiments: pd.DataFrame, config: CampaignConfig):
     axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _best_so_far(target, y: np.ndarray) -> np.ndarray:
+    """Per position: the measured value (``n``, NaN = not measured) that is best under the target's objective so far."""
+    out, best = np.full(len(y), np.nan), np.nan
+    for k, v in enumerate(y):
+        if not np.isnan(v) and (np.isnan(best) or target.objective(v) > target.objective(best)):
+            best = v
+        out[k] = best
+    return out
 
 
 def partial_dependence_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], target: str, by: str):

@@ -99,6 +99,58 @@ def test_an_outcome_constraint_must_name_a_target_and_a_bound(tmp_path):
         _config(tmp_path / "b", outcome_constraints=[{"target": "plqy"}])
 
 
+# ---- target-value objective -------------------------------------------------------------------
+EMISSION = {"name": "emission_nm", "direction": "target", "goal": 630, "reference": 660, "lower": 400, "upper": 800, "noise_std": 1, "unit": "nm"}
+PLQY = {"name": "plqy", "direction": "maximize", "reference": 10, "lower": 0, "upper": 100, "noise_std": 3}
+
+
+def test_a_target_value_objective_steers_the_emission_peak_to_its_goal(tmp_path):
+    from optimize.virtual_lab import VirtualLab
+
+    config = _config(tmp_path, targets=[PLQY, EMISSION])
+    campaign = campaign_from_batches(config, lab_batches(config, 16))
+    recipes, _ = suggest_recipes(campaign, fit_models(campaign), 4, seed=0)
+    lab = VirtualLab()
+    miss = np.array([abs(lab.truth(r)["emission_nm"] - 630) for r in recipes.to_dict(orient="records")])
+    first = np.abs(campaign.experiments["emission_nm"].to_numpy(float) - 630)
+    # the Sobol design spreads over 512-687 nm; red recipes need about 60 % iodide
+    assert np.median(first) > 30
+    assert np.median(miss) < 15 and miss.max() < 30, miss
+    assert (recipes["br_fraction"] < 0.6).all()
+
+
+def test_a_target_value_objective_scores_the_distance_from_its_goal(tmp_path):
+    from optimize.benchmark import _normalizer, normalized
+    from optimize.pareto import best_so_far, pareto_set
+
+    config = _config(tmp_path, targets=[PLQY, EMISSION])
+    values = np.array([[50, 630], [50, 615], [50, 645], [50, 600], [50, 560], [90, 700]], dtype=float)
+    z = normalized(config, values, *_normalizer(config, values))
+    np.testing.assert_allclose(z[:, 1], [1, 0.5, 0.5, 0, 0, 0])
+    np.testing.assert_allclose(z[:, 0], [4 / 9] * 5 + [8 / 9])
+    emission = torch.tensor([630.0, 615.0, 660.0])
+    np.testing.assert_allclose(config.targets[1].objective(emission).numpy(), [0, -15, -30])
+    experiments = pd.DataFrame({
+        "experiment_id": list("abcdef"), "plqy": values[:, 0], "plqy_qualifier": "", "emission_nm": values[:, 1], "emission_nm_qualifier": "",
+    })
+    assert best_so_far(experiments, config)["emission_nm"] == {"value": 630.0, "experiment_id": "a"}
+    assert set(pareto_set(experiments, config).experiment_id) == {"a", "f"}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"goal": None}, r"direction 'target' needs a goal"),
+        ({"goal": 900}, r"goal 900.0 lies outside \[400.0, 800.0\]"),
+        ({"reference": 630}, r"reference must differ from the goal"),
+        ({"direction": "maximize"}, r"goal is only for direction 'target'"),
+    ],
+)
+def test_a_bad_target_value_objective_is_refused(tmp_path, change, expected):
+    with pytest.raises(ConfigError, match=expected):
+        _config(tmp_path, targets=[PLQY, {**EMISSION, **change}])
+
+
 # ---- failed syntheses -------------------------------------------------------------------------
 def _with_failures(config, n: int, above_c: float) -> list[tuple[Path, bytes]]:
     """Virtual-lab rows; every synthesis above ``above_c`` failed (no values, status failed)."""
