@@ -225,8 +225,10 @@ def outcome_constraints(config: CampaignConfig, fitted: FittedModels) -> list:
 def suggest_recipes(campaign, fitted: FittedModels, n: int, seed: int, pool: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Proposal]:
     """``n`` new recipes for a campaign (a frame of inputs in raw units) and the proposal behind them.
 
-    The campaign's experiments are the baseline and its pending suggestions are excluded. ``pool``
-    (a frame of input columns) restricts the choice to those recipes, e.g. a lookup table.
+    The campaign's experiments are the baseline (the prior campaign's recipes while it has none, so
+    a new lab's first batch is already chosen by the models) and its pending suggestions are
+    excluded. ``pool`` (a frame of input columns) restricts the choice to those recipes, e.g. a
+    lookup table.
     """
     config = campaign.config
     enc = fitted.encoder
@@ -237,7 +239,9 @@ def suggest_recipes(campaign, fitted: FittedModels, n: int, seed: int, pool: pd.
         return enc.encode(frame[inputs]) if len(frame) else torch.zeros(0, d, dtype=torch.double)
 
     X_pool = encode(pool) if pool is not None else None
-    proposal = propose(config, fitted, encode(campaign.experiments), encode(campaign.pending), n, seed, X_pool)
+    X_measured = encode(campaign.experiments)
+    X_baseline = encode(campaign.prior.experiments) if len(X_measured) == 0 and campaign.prior is not None else None
+    proposal = propose(config, fitted, X_measured, encode(campaign.pending), n, seed, X_pool, X_baseline)
     return recipes_frame(config, enc, proposal.X), proposal
 
 
@@ -249,22 +253,26 @@ def propose(
     n: int,
     seed: int,
     X_pool: Tensor | None = None,
+    X_baseline: Tensor | None = None,
 ) -> Proposal:
     """Propose ``n`` recipes (encoded, ``n x d``).
 
     Args:
-        X_measured: ``m x d`` encoded experiments (the NEHVI baseline; also never repeated).
+        X_measured: ``m x d`` encoded experiments (never repeated; the acquisition baseline).
         X_pending: ``p x d`` encoded suggestions not yet measured (treated as pending points).
         X_pool: ``k x d`` allowed recipes (a discrete candidate set), or ``None`` for the whole space.
+        X_baseline: ``b x d`` recipes whose predicted outcomes are the front to improve on, if not
+            ``X_measured`` (a prior campaign's recipes before this one has any).
     """
     encoder = fitted.encoder
     settings = config.acquisition
+    baseline = X_measured if X_baseline is None else X_baseline
     if X_pool is not None:
-        return _propose_from_pool(config, fitted, X_measured, X_pending, X_pool, n, seed)
-    if len(fitted.surrogates) < len(config.targets) or len(X_measured) == 0:
+        return _propose_from_pool(config, fitted, X_measured, X_pending, X_pool, n, seed, baseline)
+    if len(fitted.surrogates) < len(config.targets) or len(baseline) == 0:
         return _sobol_design(config, encoder, X_measured, X_pending, n, seed)
     combos = enumerate_combos(config, encoder)
-    build = _acqf_builder(config, fitted, X_measured, seed)
+    build = _acqf_builder(config, fitted, baseline, seed)
     search = _Search(config, fitted, X_measured, X_pending, seed)
     furnace = settings.furnace
     if furnace is None:
@@ -359,7 +367,7 @@ class _Search:
         return torch.stack(chosen), np.array(values)
 
 
-def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_pool: Tensor, n: int, seed: int) -> Proposal:
+def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_pool: Tensor, n: int, seed: int, X_baseline: Tensor) -> Proposal:
     """Sequential greedy choice among the rows of ``X_pool`` (``k x d``) not yet measured or pending."""
     encoder = fitted.encoder
     cont_dims, cat_dims = encoder.cont_dims, encoder.cat_dims
@@ -369,11 +377,11 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
     free = [i for i in range(len(X_pool)) if not _is_duplicate(X_pool[i], taken, cont_dims, cat_dims, tol)]
     if len(free) < n:
         raise ValueError(f"the candidate pool has {len(free)} untried recipes, fewer than the {n} asked for")
-    if len(fitted.surrogates) < len(config.targets) or len(X_measured) == 0:
+    if len(fitted.surrogates) < len(config.targets) or len(X_baseline) == 0:
         pick = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         return Proposal(X_pool[[free[i] for i in pick]], np.full(n, np.nan), "random-pool")
     chosen, values = [], []
-    build = _acqf_builder(config, fitted, X_measured, seed)
+    build = _acqf_builder(config, fitted, X_baseline, seed)
     for step in range(n):
         pending = torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
         acqf = build(pending, step)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from optimize.campaign import Campaign, campaign_from_batches, csv_bytes
+from optimize.campaign import Campaign, campaign_from_batches, csv_bytes, load_prior
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
 from optimize.errors import KilnError
 from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
@@ -57,11 +57,12 @@ class Problem:
     name: str = "oracle"
 
 
-def virtual_lab_problem(config: CampaignConfig, noise: float = 1.0, missing_water: float = 0.0) -> Problem:
-    """The built-in virtual lab (needs the seed campaign's input and target names)."""
+def virtual_lab_problem(config: CampaignConfig, noise: float = 1.0, missing_water: float = 0.0, lab=None) -> Problem:
+    """The built-in virtual lab (needs the seed campaign's input and target names); ``lab``: a
+    :class:`~optimize.virtual_lab.VirtualLab` to use instead (e.g. another lab's furnace offset)."""
     from optimize.virtual_lab import VirtualLab
 
-    lab = VirtualLab(noise=noise, missing_water=missing_water)
+    lab = lab or VirtualLab(noise=noise, missing_water=missing_water)
     outputs = set(lab.truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "addition": None, "br_fraction": 1}))
     missing = [t for t in config.target_names if t not in outputs]
     if missing:
@@ -375,9 +376,11 @@ class BenchmarkSettings:
         unknown = [s for s in self.strategies if s not in _CLASSES]
         if unknown or not self.strategies:
             raise BenchmarkError(f"unknown strategies {unknown}; choose from {list(_CLASSES)}")
-        for name in ("n_initial", "batches", "batch_size"):
+        for name in ("batches", "batch_size"):
             if getattr(self, name) < 1:
                 raise BenchmarkError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_initial < 0:
+            raise BenchmarkError(f"n_initial must be at least 0 (0: the first batch is proposed, e.g. from a prior), got {self.n_initial}")
         if not self.seeds:
             raise BenchmarkError("at least one seed is needed")
 
@@ -474,6 +477,7 @@ def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Calla
     ``furnace_runs`` (distinct values of the furnace input per batch, summed).
     """
     cfg = problem.config
+    prior = load_prior(cfg)  # the models of the botorch strategy learn from it too (config.prior)
     dense = feasible_only(cfg, best_attainable(problem))
     ref, best = _normalizer(cfg, dense)
     rows: list[dict[str, Any]] = []
@@ -493,18 +497,19 @@ def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Calla
             seconds, furnace_runs = 0.0, 0
             furnace = cfg.acquisition.furnace
             for b in range(settings.batches + 1):
-                history = campaign_from_batches(cfg, batches)
+                history = campaign_from_batches(cfg, batches, prior=prior)
                 t0 = time.perf_counter()
                 recipes = initial if b == 0 else strategy.propose(history, settings.batch_size, b)
                 seconds += time.perf_counter() - t0 if b else 0.0
-                results = [problem.measure(dict(r)) for r in recipes]
-                data = _batch_bytes(cfg, f"b{b}", len(tried), recipes, results)
-                path = Path(f"<{name}-seed{seed}-batch{b}>")
-                parsed = parse_table(data, cfg, str(path), existing_ids=list(history.experiments[ID]))
-                strategy.observe(recipes, parsed)
-                batches.append((path, data))
-                tried += recipes
-                scored = np.vstack([scored, feasible_only(cfg, _scores(problem, recipes, parsed))])
+                if recipes:  # (none in batch 0 when n_initial = 0)
+                    results = [problem.measure(dict(r)) for r in recipes]
+                    data = _batch_bytes(cfg, f"b{b}", len(tried), recipes, results)
+                    path = Path(f"<{name}-seed{seed}-batch{b}>")
+                    parsed = parse_table(data, cfg, str(path), existing_ids=list(history.experiments[ID]))
+                    strategy.observe(recipes, parsed)
+                    batches.append((path, data))
+                    tried += recipes
+                    scored = np.vstack([scored, feasible_only(cfg, _scores(problem, recipes, parsed))])
                 hv = hypervolume(normalized(cfg, scored, ref, best))
                 if furnace is not None:
                     furnace_runs += len({r[furnace.input] for r in recipes})

@@ -43,18 +43,35 @@ class BatchFile:
 
 
 @dataclass(frozen=True)
+class PriorData:
+    """A prior campaign's experiments (``config.prior``), validated against this campaign's config."""
+
+    name: str
+    experiments: pd.DataFrame
+    batches: tuple[BatchFile, ...]
+
+    def measured(self, target: str) -> pd.DataFrame:
+        """Rows where ``target`` was measured."""
+        return self.experiments[self.experiments[target].notna()].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
 class Campaign:
-    """A snapshot of a campaign's data: experiments, the files they came from and the ledger."""
+    """A snapshot of a campaign's data: experiments, the files they came from, the ledger and the
+    prior campaign's experiments (``None`` without ``config.prior``)."""
 
     config: CampaignConfig
     experiments: pd.DataFrame
     batches: tuple[BatchFile, ...]
     ledger: pd.DataFrame
+    prior: PriorData | None = None
 
     @cached_property
     def version(self) -> str:
-        """12-hex-digit hash of the batch contents, in order: the data version logged with every model."""
-        return sha256("".join(b.sha256 for b in self.batches).encode())[:12]
+        """12-hex-digit hash of the batch contents, in order, and the prior's: the data version logged
+        with every model."""
+        prior = self.prior.batches if self.prior is not None else ()
+        return sha256("".join(b.sha256 for b in (*self.batches, *prior)).encode())[:12]
 
     @property
     def pending(self) -> pd.DataFrame:
@@ -79,33 +96,62 @@ def ledger_columns(config: CampaignConfig) -> list[str]:
     return cols + ["acquisition_value", "data_version", "mlflow_run_id"]
 
 
-def _batch_files(config: CampaignConfig) -> list[Path]:
-    folder = config.data_path / BATCHES
+def _batch_files(data_path: Path) -> list[Path]:
+    folder = data_path / BATCHES
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if _BATCH_NAME.match(p.name))
 
 
 def load_campaign(config: CampaignConfig) -> Campaign:
-    """Read and validate every batch and the ledger of a campaign."""
-    paths = _batch_files(config)
-    return campaign_from_batches(config, [(p, p.read_bytes()) for p in paths], _read_ledger(config))
+    """Read and validate every batch and the ledger of a campaign, and its prior's batches."""
+    paths = _batch_files(config.data_path)
+    return campaign_from_batches(config, [(p, p.read_bytes()) for p in paths], _read_ledger(config), load_prior(config))
 
 
-def campaign_from_batches(config: CampaignConfig, batches: list[tuple[Path, bytes]], ledger: pd.DataFrame | None = None) -> Campaign:
+def load_prior(config: CampaignConfig) -> PriorData | None:
+    """The experiments of ``config.prior`` (validated with this campaign's columns), or ``None``.
+
+    Raises:
+        DataError: the prior's folder has no batch files, or one of them is invalid.
+    """
+    if config.prior is None:
+        return None
+    paths = _batch_files(config.prior_path)
+    if not paths:
+        raise DataError(
+            str(config.prior_path / BATCHES), "the prior campaign has no batch files (NNN_name.csv)",
+            "point prior.data_dir in the campaign YAML at another campaign's data folder, or remove 'prior'",
+        )
+    frames, files = _parse_batches(config, [(p, p.read_bytes()) for p in paths])
+    return PriorData(config.prior.name, _experiments(config, frames), files)
+
+
+def campaign_from_batches(
+    config: CampaignConfig, batches: list[tuple[Path, bytes]], ledger: pd.DataFrame | None = None, prior: PriorData | None = None,
+) -> Campaign:
     """A campaign from batch files' ``(path, bytes)``, validated as on disk (also used in memory by benchmarks)."""
+    frames, files = _parse_batches(config, batches)
+    if ledger is None:
+        ledger = pd.DataFrame(columns=ledger_columns(config))
+    return Campaign(config, _experiments(config, frames), tuple(files), ledger, prior)
+
+
+def _parse_batches(config: CampaignConfig, batches: list[tuple[Path, bytes]]) -> tuple[list[pd.DataFrame], tuple[BatchFile, ...]]:
     frames, files, ids = [], [], []
     for path, data in batches:
         frame = parse_table(data, config, str(path), existing_ids=ids)
         ids.extend(frame[ID])
         frames.append(frame)
         files.append(BatchFile(path, sha256(data), len(frame)))
+    return frames, tuple(files)
+
+
+def _experiments(config: CampaignConfig, frames: list[pd.DataFrame]) -> pd.DataFrame:
     experiments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=experiment_columns(config))
     for t in config.target_names:
         experiments[t] = experiments[t].astype(float)
-    if ledger is None:
-        ledger = pd.DataFrame(columns=ledger_columns(config))
-    return Campaign(config, experiments, tuple(files), ledger)
+    return experiments
 
 
 def _read_ledger(config: CampaignConfig) -> pd.DataFrame:

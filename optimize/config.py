@@ -210,6 +210,20 @@ class OutcomeConstraint(_Frozen):
         return self
 
 
+TASK = "task"  # the extra model input that tells a prior campaign's rows from this campaign's
+
+
+class Prior(_Frozen):
+    """Another campaign's experiments with the same inputs and targets (e.g. the paper's rows), learned
+    together with this campaign's: every model except ``constant`` gets one more input, ``task`` (this
+    campaign or the prior), learns from the data how far the prior carries over, and always predicts
+    for this campaign. ``data_dir`` is that campaign's data folder (its ``batches/*.csv`` are read,
+    never written), relative to this YAML file unless absolute."""
+
+    data_dir: Path
+    name: str = "prior"
+
+
 class AcquisitionSettings(_Frozen):
     """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
 
@@ -272,6 +286,7 @@ class CampaignConfig(_Frozen):
     conditions: tuple[Condition, ...] = ()
     targets: tuple[Target, ...]
     outcome_constraints: tuple[OutcomeConstraint, ...] = ()
+    prior: Prior | None = None
     acquisition: AcquisitionSettings = AcquisitionSettings()
     models: ModelSettings = ModelSettings()
     source_path: Path | None = Field(default=None, exclude=True)
@@ -316,6 +331,8 @@ class CampaignConfig(_Frozen):
             raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is not a continuous input{_hint(furnace.input, by_name)}")
         if furnace is not None and any(furnace.input in c.set for c in self.conditions):
             raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is fixed by a condition; share an input that every recipe sets")
+        if self.prior is not None and TASK in by_name:
+            raise ValueError(f"inputs: {TASK!r} is the model input that marks prior rows; rename that input or drop 'prior'")
         uses_descriptors = any(c.endswith("-descriptors") for c in self.models.candidates)
         has_descriptors = any(isinstance(i, CategoricalInput) and i.descriptors for i in self.inputs)
         if uses_descriptors and not has_descriptors:
@@ -348,6 +365,11 @@ class CampaignConfig(_Frozen):
     @property
     def data_path(self) -> Path:
         return self._resolve(self.data_dir)
+
+    @property
+    def prior_path(self) -> Path | None:
+        """The prior campaign's data folder, resolved, or ``None`` without a prior."""
+        return self._resolve(self.prior.data_dir) if self.prior is not None else None
 
     @property
     def tracking_path(self) -> Path:

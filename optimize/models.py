@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from optimize.campaign import Campaign
-from optimize.config import CampaignConfig, CategoricalInput, Target
+from optimize.config import TASK, CampaignConfig, CategoricalInput, Target
 from optimize.fileio import atomic_write, sha256
 from optimize.validation import qualifier_column
 from surrogate.encoding import CategoricalFeature, ContinuousFeature, Encoder
@@ -38,19 +38,23 @@ _KIND_MODE = {
 }
 
 
-def encoder_for(config: CampaignConfig) -> Encoder:
-    """The feature encoder of a campaign's search space (descriptor-only categories as extras)."""
+def encoder_for(config: CampaignConfig, task: bool = False) -> Encoder:
+    """The feature encoder of a campaign's search space (descriptor-only categories as extras);
+    ``task``: one more categorical input last, this campaign (code 0) or the prior (code 1)."""
     feats = []
     for inp in config.inputs:
         if isinstance(inp, CategoricalInput):
             feats.append(CategoricalFeature(inp.name, inp.choices, inp.extra))
         else:
             feats.append(ContinuousFeature(inp.name, inp.lower, inp.upper))
+    if task:
+        feats.append(CategoricalFeature(TASK, ("this", "prior")))
     return Encoder(tuple(feats))
 
 
-def featurizer_for(config: CampaignConfig, mode: str):
-    """A :class:`~surrogate.features.Featurizer` in ``mode`` with the config's descriptor tables."""
+def featurizer_for(config: CampaignConfig, mode: str, task: bool = False):
+    """A :class:`~surrogate.features.Featurizer` in ``mode`` with the config's descriptor tables
+    (``task``: for a model of this campaign's and a prior's rows, see :mod:`surrogate.transfer`)."""
     from surrogate.features import DescriptorTable, Featurizer
 
     tables = {
@@ -58,7 +62,7 @@ def featurizer_for(config: CampaignConfig, mode: str):
         for inp in config.inputs
         if isinstance(inp, CategoricalInput) and inp.descriptors is not None
     }
-    return Featurizer(encoder_for(config), mode, tables if mode != "codes" else {})
+    return Featurizer(encoder_for(config, task), mode, tables if mode != "codes" else {})
 
 
 def _span(target: Target) -> float:
@@ -83,9 +87,11 @@ def noise_floor(target: Target) -> float:
     return target.noise_std if target.noise_std is not None else NOISE_FLOOR_FRACTION * _span(target)
 
 
-def make_candidate(config: CampaignConfig, target: Target, label: str, gbm_params: Any = None):
-    """An unfitted surrogate for ``target`` named by a candidate ``label`` (e.g. ``gbm-descriptors``)."""
+def make_candidate(config: CampaignConfig, target: Target, label: str, gbm_params: Any = None, prior: PriorRows | None = None):
+    """An unfitted surrogate for ``target`` named by a candidate ``label`` (e.g. ``gbm-descriptors``);
+    with ``prior`` rows, a :class:`~surrogate.transfer.TransferSurrogate` around it (not ``constant``)."""
     from surrogate.io import surrogate_class
+    from surrogate.transfer import TransferSurrogate
 
     kind, mode = _KIND_MODE[label]
     settings: dict[str, Any] = {
@@ -93,7 +99,28 @@ def make_candidate(config: CampaignConfig, target: Target, label: str, gbm_param
     }
     if kind == "gbm":
         settings.update(params=gbm_params, n_members=config.models.gbm_members)
-    return surrogate_class(kind)(featurizer_for(config, mode), **settings)
+    transfer = prior is not None and kind != "constant"
+    model = surrogate_class(kind)(featurizer_for(config, mode, task=transfer), **settings)
+    return TransferSurrogate(model, prior.X, prior.y, prior.qualifiers) if transfer else model
+
+
+@dataclass(frozen=True)
+class PriorRows:
+    """A prior campaign's rows for one target: ``X`` (``k x d`` encoded), ``y`` (``k``), qualifiers."""
+
+    X: Any
+    y: np.ndarray
+    qualifiers: list[str]
+
+
+def prior_rows(campaign: Campaign, target: str, encoder: Encoder) -> PriorRows | None:
+    """The prior campaign's measured rows of ``target``, or ``None`` (no prior, or none measured)."""
+    if campaign.prior is None:
+        return None
+    rows = campaign.prior.measured(target)
+    if rows.empty:
+        return None
+    return PriorRows(encoder.encode(rows), rows[target].to_numpy(float), list(rows[qualifier_column(target)]))
 
 
 # ---- selection results ---------------------------------------------------------------------
@@ -110,6 +137,7 @@ class TargetModels:
     importance: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str = ""
     selected_on: int = 0  # rows the choice was cross-validated on (< n_rows: kept from an earlier retrain)
+    prior_rows: int = 0  # rows of the prior campaign the model also learned from
 
 
 @dataclass(frozen=True)
@@ -201,7 +229,10 @@ def select_models(
     surrogates, reports, cv_results, tuning = {}, {}, {}, {}
     for t in config.targets:
         rows = campaign.measured(t.name)
-        if rows.empty:
+        prior = prior_rows(campaign, t.name, encoder)
+        # without rows of its own, a target is modelled only from a prior (and never by a constant)
+        labels = [c for c in ms.candidates if not (rows.empty and c == "constant")]
+        if (rows.empty and prior is None) or not labels:
             continue
         X = encoder.encode(rows)
         y = rows[t.name].to_numpy(float)
@@ -209,7 +240,6 @@ def select_models(
         n_cens = sum(v in ("<", ">") for v in q)
         n_obs = len(y) - n_cens
         params: dict[str, Any] = {}
-        labels = list(ms.candidates)
         compare = n_obs >= MIN_ROWS_TO_SELECT and (score or len(labels) > 1)
         fallback = "gp" if "gp" in labels else labels[0]
         kept = _kept_choice(warm, t.name, len(y), labels, ms.reselect_growth) if compare and not reselect else None
@@ -241,15 +271,17 @@ def select_models(
                 splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
                 for label in labels:
                     say(f"{t.name}: cross-validating {label} ({len(splits)} folds)")
-                    results.append(cross_validate(make_candidate(config, t, label, params.get(label)), X, y, q, splits))
+                    results.append(cross_validate(make_candidate(config, t, label, params.get(label), prior), X, y, q, splits))
                 chosen = choose(results).label
             else:
                 chosen = fallback
                 if n_obs < MIN_ROWS_TO_SELECT:
                     note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
             cv = {r.label: asdict(r.scores) for r in results}
-        say(f"{t.name}: fitting {chosen} on {len(y)} rows")
-        model = make_candidate(config, t, chosen, params.get(chosen))
+        if prior is not None and chosen != "constant":
+            note = "; ".join(filter(None, [note, f"learns from {len(prior.y)} rows of the prior campaign {campaign.prior.name!r} too"]))
+        say(f"{t.name}: fitting {chosen} on {len(y)} rows" + (f" and {len(prior.y)} prior rows" if prior is not None else ""))
+        model = make_candidate(config, t, chosen, params.get(chosen), prior)
         previous = warm.surrogates.get(t.name) if warm is not None and ms.warm_start else None
         if previous is not None and hasattr(model, "warm_start"):
             model.warm_start(previous)
@@ -257,7 +289,9 @@ def select_models(
         surrogates[t.name] = model
         cv_results[t.name] = results
         imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(y) >= 3 else {}
-        reports[t.name] = TargetModels(t.name, chosen, len(y), n_cens, cv, model.hyperparameters(), imp, note, selected_on)
+        reports[t.name] = TargetModels(
+            t.name, chosen, len(y), n_cens, cv, model.hyperparameters(), imp, note, selected_on, len(prior.y) if prior is not None and chosen != "constant" else 0,
+        )
     fitted = FittedModels(encoder, surrogates, campaign.version, reports, fit_feasibility(campaign, encoder))
     return fitted, Selection(reports, cv_results, tuning)
 

@@ -84,6 +84,11 @@ class Surrogate(ABC):
         mode = self.featurizer.mode
         return self.kind if mode == self.default_mode or self.kind == "constant" else f"{self.kind}-{mode}"
 
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Names of the ``d`` columns of the encoded recipes this model takes."""
+        return self.featurizer.encoder.names
+
     # ---- fitting -------------------------------------------------------------------------
     def fit(self, X: Tensor | np.ndarray, y: Sequence[float] | np.ndarray, qualifiers: Sequence[str] | None = None) -> Surrogate:
         """Fit on ``X`` (``n x d``) and ``y`` (``n``); ``qualifiers`` marks censored rows (``<``/``>``).

@@ -25,5 +25,5 @@ def permutation_importance(model: Surrogate, n_repeats: int = 5, seed: int = 0) 
         return -float(np.sqrt(np.mean((est.predict(X_)[0] - y_) ** 2)))
 
     res = sk_permutation_importance(model, X, y, scoring=neg_rmse, n_repeats=n_repeats, random_state=seed)
-    names = model.featurizer.encoder.names
+    names = model.input_names
     return {n: {"mean": float(m), "std": float(s)} for n, m, s in zip(names, res.importances_mean, res.importances_std)}

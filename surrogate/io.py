@@ -25,6 +25,11 @@ def surrogate_from_json(doc: dict[str, Any]) -> Surrogate:
 
     from surrogate.base import as_tensor
 
+    if doc["kind"] == "transfer":
+        from surrogate.transfer import TransferSurrogate
+
+        return TransferSurrogate.from_json(doc, surrogate_from_json(doc["base"]))
+
     cls = surrogate_class(doc["kind"])
     model = cls(Featurizer.from_json(doc["featurizer"]), **doc["settings"])
     X = as_tensor(doc["train_X"]).reshape(len(doc["train_y"]), -1)
