@@ -40,7 +40,8 @@ _KIND_MODE = {
 
 def encoder_for(config: CampaignConfig, task: bool = False) -> Encoder:
     """The feature encoder of a campaign's search space (descriptor-only categories as extras);
-    ``task``: one more categorical input last, this campaign (code 0) or the prior (code 1)."""
+    ``task``: one more input last, 0 for this campaign's rows and small for a prior's
+    (see :mod:`surrogate.transfer`)."""
     feats = []
     for inp in config.inputs:
         if isinstance(inp, CategoricalInput):
@@ -48,7 +49,7 @@ def encoder_for(config: CampaignConfig, task: bool = False) -> Encoder:
         else:
             feats.append(ContinuousFeature(inp.name, inp.lower, inp.upper))
     if task:
-        feats.append(CategoricalFeature(TASK, ("this", "prior")))
+        feats.append(ContinuousFeature(TASK, 0.0, 1.0))
     return Encoder(tuple(feats))
 
 
