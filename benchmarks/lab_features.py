@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from optimize.benchmark import BenchmarkSettings, BoTorchStrategy, _CLASSES, run_benchmark, virtual_lab_problem  # noqa: E402
-from optimize.campaign import Campaign  # noqa: E402
+from optimize.campaign import Campaign  # noqa: E402  (for the type annotation)
 from optimize.config import Furnace, OutcomeConstraint, load_config  # noqa: E402
 
 BOUNDS = (OutcomeConstraint(target="water_retention", min=0.9), OutcomeConstraint(target="dispersibility", min=0.75))
@@ -40,7 +40,7 @@ class UnconstrainedBoTorch(BoTorchStrategy):
 
     def propose(self, history: Campaign, n: int, batch: int):
         blind = history.config.model_copy(update={"outcome_constraints": ()})
-        return super().propose(Campaign(blind, history.experiments, history.batches, history.ledger), n, batch)
+        return super().propose(dataclasses.replace(history, config=blind), n, batch)
 
 
 def _config():

@@ -327,12 +327,13 @@ def init(
     directory: Annotated[Path, typer.Argument(help="folder for the new campaign (created)")],
     name: Annotated[str | None, typer.Option(help="campaign name (default: the folder's name)")] = None,
     template: Annotated[Path, typer.Option(help="campaign YAML to start from")] = DEFAULT_CONFIG,
+    prior: Annotated[Path | None, typer.Option(help="another campaign's data folder to learn from too, e.g. datasets/cspbbr3_sio2")] = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """Start a new campaign: DIR/campaign.yaml (from the template), empty data, its own MLflow store."""
     from optimize.scaffold import init_campaign
 
-    path = _run(init_campaign, directory, template, name)
+    path = _run(init_campaign, directory, template, name, prior)
     if format is Format.json:
         _emit_json({"config": str(path), "data_dir": str(path.parent / "data"), "tracking_dir": str(path.parent / "mlruns")})
         return

@@ -24,11 +24,15 @@ CONFIG_NAME = "campaign.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def init_campaign(directory: Path, template: Path, name: str | None = None) -> Path:
+def init_campaign(directory: Path, template: Path, name: str | None = None, prior: Path | None = None) -> Path:
     """Create a campaign folder from ``template`` (a campaign YAML); returns the new config's path.
 
+    ``prior``: another campaign's data folder (e.g. the template's own data) whose experiments the
+    models learn from too (``prior.data_dir`` in the new YAML, as an absolute path).
+
     Raises:
-        ConfigError: the folder already holds a campaign, the name is invalid, or the template is.
+        ConfigError: the folder already holds a campaign, the name is invalid, the template is, or
+            the template already names a prior.
     """
     directory = Path(directory)
     target = directory / CONFIG_NAME
@@ -44,6 +48,12 @@ def init_campaign(directory: Path, template: Path, name: str | None = None) -> P
         text, n = re.subn(rf"(?m)^{key}:.*$", line, text, count=1)
         if n == 0:
             text = f"{line}\n{text}"
+    if prior is not None:
+        if not any((Path(prior) / BATCHES).glob("[0-9][0-9][0-9]*_*.csv")):
+            raise ConfigError(f"{prior}: no batch files ({BATCHES}/NNN_name.csv); pass another campaign's data folder, e.g. datasets/cspbbr3_sio2")
+        if re.search(r"(?m)^prior:", text):
+            raise ConfigError(f"{template}: the template already has a 'prior' section; edit it in the new campaign.yaml instead of passing --prior")
+        text = text.rstrip("\n") + f"\n\n# Learn from another campaign's experiments too (kiln init --prior).\nprior:\n  data_dir: {Path(prior).resolve()}\n  name: {Path(prior).resolve().name}\n"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data" / BATCHES).mkdir(parents=True, exist_ok=True)
     (directory / "mlruns").mkdir(exist_ok=True)
@@ -66,6 +76,7 @@ class ConfigReport:
     measured: dict[str, int]
     failed: int
     pending: int
+    prior: str
     tracking_uri: str
 
     def to_json(self) -> dict[str, Any]:
@@ -83,12 +94,13 @@ def validate_campaign(config: CampaignConfig) -> ConfigReport:
         str(config.source_path),
         config.name,
         list(config.input_names),
-        [f"{t.name} ({t.direction}, reference {t.reference:g})" for t in config.targets],
+        [f"{t.name} ({t.direction}{f' {t.goal:g}' if t.goal is not None else ''}, reference {t.reference:g})" for t in config.targets],
         bounds,
         len(campaign.batches),
         len(campaign.experiments),
         {t: int(campaign.experiments[t].notna().sum()) for t in config.target_names},
         int(campaign.failed.sum()),
         len(campaign.pending),
+        f"{campaign.prior.name}: {len(campaign.prior.experiments)} experiments in {config.prior_path}" if campaign.prior is not None else "",
         config.tracking_uri,
     )

@@ -79,9 +79,11 @@ def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, 
     reports = list(selection.targets.values())
     with start_run(config, "retrain", campaign.version, triggered_by=triggered_by) as run:
         params: dict[str, Any] = {"n_experiments": len(campaign.experiments), "warm_start_from": warm.data_version if warm else "", **{f"models.{k}": v for k, v in config.models.model_dump().items()}}
+        if campaign.prior is not None:
+            params.update({"prior": campaign.prior.name, "prior.n_experiments": len(campaign.prior.experiments), "prior.data_dir": str(config.prior_path)})
         metrics: dict[str, float] = {}
         for rep in reports:
-            params.update({f"{rep.target}.model": rep.chosen, f"{rep.target}.n_rows": rep.n_rows, f"{rep.target}.n_censored": rep.n_censored, f"{rep.target}.selected_on": rep.selected_on})
+            params.update({f"{rep.target}.model": rep.chosen, f"{rep.target}.n_rows": rep.n_rows, f"{rep.target}.n_censored": rep.n_censored, f"{rep.target}.selected_on": rep.selected_on, f"{rep.target}.prior_rows": rep.prior_rows})
             params.update({f"{rep.target}.{k}": f"{v:.4g}" for k, v in rep.hyperparameters.items()})
             for label, sc in rep.cv.items():
                 metrics.update({f"{rep.target}.{label}.cv_{k}": v for k, v in sc.items() if k != "n_scored"})

@@ -121,3 +121,25 @@ def test_a_bad_prior_is_refused_with_the_fix(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"'task' is the model input that marks prior rows"):
         load_config(path)
+
+
+def test_kiln_init_with_a_prior_suggests_from_the_first_batch(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from optimize.cli import app
+
+    def kiln(*args: str):
+        return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+    folder = tmp_path / "new-lab"
+    res = kiln("init", str(folder), "--prior", str(SEED_DATA))
+    assert res.exit_code == 0, res.stderr
+    cfg = str(folder / "campaign.yaml")
+    report = json.loads(kiln("validate-config", "--config", cfg, "--format", "json").stdout)
+    assert report["experiments"] == 0 and report["prior"].startswith("cspbbr3_sio2: 13 experiments")
+    out = json.loads(kiln("--quiet", "suggest", "-n", "3", "--config", cfg, "--format", "json").stdout)
+    assert out["strategy"] == "qlogehvi" and len(out["suggestions"]) == 3
+    bad = kiln("init", str(tmp_path / "other"), "--prior", str(tmp_path))
+    assert bad.exit_code == 2 and "no batch files" in bad.stderr and not (tmp_path / "other").exists()
