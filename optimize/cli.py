@@ -218,7 +218,7 @@ def benchmark(
     lookup: Annotated[Path | None, typer.Option(help="CSV of recipes with their measured targets (a discrete pool)")] = None,
     strategies: Annotated[str, typer.Option(help="comma-separated: botorch, random, sobol, tpe")] = "botorch,random,sobol,tpe",
     seeds: Annotated[int, typer.Option(min=1, help="repetitions (seeds 0..K-1)")] = 10,
-    initial: Annotated[int, typer.Option(min=1, help="initial design size (same for every strategy)")] = 8,
+    initial: Annotated[int, typer.Option(min=0, help="initial design size (same for every strategy; 0: start suggesting, e.g. from a prior)")] = 8,
     batches: Annotated[int, typer.Option(min=1, help="batches after the initial design")] = 6,
     batch_size: Annotated[int, typer.Option(min=1, help="experiments per batch")] = 4,
     config: ConfigOpt = DEFAULT_CONFIG,
