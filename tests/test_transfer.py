@@ -143,3 +143,19 @@ def test_kiln_init_with_a_prior_suggests_from_the_first_batch(tmp_path):
     assert out["strategy"] == "qlogehvi" and len(out["suggestions"]) == 3
     bad = kiln("init", str(tmp_path / "other"), "--prior", str(tmp_path))
     assert bad.exit_code == 2 and "no batch files" in bad.stderr and not (tmp_path / "other").exists()
+
+
+def test_a_benchmark_can_start_from_the_prior_without_a_design(tmp_path):
+    from optimize.benchmark import BenchmarkSettings, run_benchmark, virtual_lab_problem
+    from optimize.virtual_lab import VirtualLab
+
+    config = load_config(_new_lab(tmp_path))
+    other_lab = VirtualLab(furnace_offset_c=30.0, plqy_scale=0.8)
+    result = run_benchmark(virtual_lab_problem(config, lab=other_lab), BenchmarkSettings(("botorch", "random"), (0,), 0, 1, 3))
+    rows = {(r["strategy"], r["batch"]): r for r in result.rows}
+    assert rows["botorch", 0]["n_experiments"] == 0 and rows["botorch", 0]["hypervolume"] == 0.0
+    assert rows["botorch", 1]["n_experiments"] == 3
+    assert rows["botorch", 1]["hypervolume"] > rows["random", 1]["hypervolume"]  # the prior's first batch beats chance
+    assert other_lab.truth({"temperature_c": 570, "k_ratio": 0, "carbonate": "none", "br_fraction": 1})["plqy"] == pytest.approx(
+        0.8 * VirtualLab().truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "br_fraction": 1})["plqy"]
+    )
