@@ -1,6 +1,7 @@
 """Virtual-lab comparison for transfer: a new lab with the paper's rows as a prior campaign vs starting cold.
 
     python benchmarks/transfer.py --seeds 10 > benchmarks/transfer.md
+    # or in parallel processes: --labs/--arms ... --runs-out part1.json, then --merge part*.json
 
 The product loop (``botorch`` strategy: fit the configured surrogates, ``suggest_recipes``) with GP
 surrogates (``gp-onehot``) and the default acquisition, 32 experiments per run, three arms:
@@ -53,32 +54,63 @@ def _at(rows: list[dict], n: int) -> list[float]:
     return [r["hypervolume"] for r in rows if r["n_experiments"] == n]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "transfer.json")
-    args = ap.parse_args()
-    seeds = tuple(range(args.seeds))
+def run(labs: list[str], arms: list[str], seeds: tuple[int, ...]) -> dict:
+    """``{lab: {arm: {"rows": [...], "best_hypervolume": ...}}}`` (rows normalized by their own run)."""
     out: dict = {}
-    for lab_name, lab in LABS.items():
-        results = {}
-        for arm, (prior, n_initial, batches) in ARMS.items():
+    for lab_name in labs:
+        for arm in arms:
+            prior, n_initial, batches = ARMS[arm]
             settings = BenchmarkSettings(("botorch",), seeds, n_initial, batches, 4)
-            results[arm] = run_benchmark(virtual_lab_problem(_config(prior), lab=lab), settings)
-            print(f"{lab_name}/{arm}: done, best hypervolume {results[arm].best_hypervolume:.4f}", file=sys.stderr, flush=True)
-        best = max(r.best_hypervolume for r in results.values())  # one denominator for every arm of this lab
-        for arm, res in results.items():
-            rows = [{**r, "hypervolume": r["hypervolume"] * res.best_hypervolume / best} for r in res.rows]
+            res = run_benchmark(virtual_lab_problem(_config(prior), lab=LABS[lab_name]), settings)
+            out.setdefault(lab_name, {})[arm] = {"rows": res.rows, "best_hypervolume": res.best_hypervolume}
+            print(f"{lab_name}/{arm}: done, best hypervolume {res.best_hypervolume:.4f}", file=sys.stderr, flush=True)
+    return out
+
+
+def summarize(runs: dict) -> dict:
+    """Per lab and arm: medians at the checkpoints and experiments to 70 / 80 %, with one denominator
+    (the best hypervolume known to any arm of that lab)."""
+    out: dict = {}
+    for lab_name, arms in runs.items():
+        best = max(a["best_hypervolume"] for a in arms.values())
+        for arm, res in arms.items():
+            rows = [{**r, "hypervolume": r["hypervolume"] * res["best_hypervolume"] / best} for r in res["rows"]]
+            last = max(r["n_experiments"] for r in rows)
             out[f"{lab_name}/{arm}"] = {
                 "rows": rows,
                 "hv_median": {n: statistics.median(_at(rows, n)) for n in CHECKPOINTS if _at(rows, n)},
+                "hv_final": _at(rows, last),
                 "to_70": experiments_to_reach(rows, "botorch", 0.7),
                 "to_80": experiments_to_reach(rows, "botorch", 0.8),
-                "seconds_median": statistics.median(r["seconds"] for r in rows if r["n_experiments"] == 32),
+                "seconds_median": statistics.median(r["seconds"] for r in rows if r["n_experiments"] == last),
             }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--labs", default=",".join(LABS), help="comma-separated: " + ", ".join(LABS))
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated: " + ", ".join(ARMS))
+    ap.add_argument("--runs-out", type=Path, default=None, help="write the raw runs here (to --merge later)")
+    ap.add_argument("--merge", type=Path, nargs="*", default=None, help="summarize raw runs written by --runs-out instead of running")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "transfer.json")
+    args = ap.parse_args()
+    if args.merge:
+        runs: dict = {}
+        for path in args.merge:
+            for lab_name, arms in json.loads(path.read_text()).items():
+                runs.setdefault(lab_name, {}).update(arms)
+    else:
+        runs = run(args.labs.split(","), args.arms.split(","), tuple(range(args.seeds)))
+        if args.runs_out:
+            args.runs_out.write_text(json.dumps(runs))
+            return
+    out = summarize(runs)
     args.out.write_text(json.dumps(out, indent=1))
+    n_seeds = len({r["seed"] for r in next(iter(out.values()))["rows"]})
     head = " | ".join(f"after {n}" for n in CHECKPOINTS)
-    print(f"| lab / arm (median over {args.seeds} seeds) | {head} | experiments to 70 % | to 80 % |")
+    print(f"| lab / arm (median over {n_seeds} seeds) | {head} | experiments to 70 % | to 80 % |")
     print("|---|" + "---:|" * (len(CHECKPOINTS) + 2))
     for key, r in out.items():
         cells = " | ".join(f"{r['hv_median'][n]:.3f}" if n in r["hv_median"] else "" for n in CHECKPOINTS)
