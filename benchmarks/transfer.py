@@ -8,7 +8,7 @@ surrogates (``gp-onehot``) and the default acquisition, 32 experiments per run, 
 
 - ``cold``: 8 Sobol recipes, then 6 suggested batches of 4 (the default start);
 - ``prior``: the same, with ``prior: {data_dir: datasets/cspbbr3_sio2}`` (the paper's 13 rows);
-- ``prior, no design``: no Sobol design, 8 suggested batches of 4 from the first experiment on.
+- ``prior (no design)``: no Sobol design, 8 suggested batches of 4 from the first experiment on.
 
 Two labs: ``paper`` is the virtual lab as calibrated on the paper; ``other`` is a lab whose furnace runs
 30 C hotter than its set point and whose PLQY reads 0.8x the paper's, so the prior is informative but
@@ -45,7 +45,7 @@ def _config(prior: bool):
 ARMS = {  # name -> (with prior, initial Sobol recipes, suggested batches of 4)
     "cold": (False, 8, 6),
     "prior": (True, 8, 6),
-    "prior, no design": (True, 0, 8),
+    "prior (no design)": (True, 0, 8),
 }
 
 
