@@ -30,15 +30,12 @@ from botorch.acquisition.multi_objective.logei import (
     qLogExpectedHypervolumeImprovement,
     qLogNoisyExpectedHypervolumeImprovement,
 )
-from botorch.acquisition.logei import qLogExpectedImprovement
 from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
-from botorch.acquisition.objective import GenericMCObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.generation.gen import gen_candidates_scipy
 from botorch.sampling import SobolQMCNormalSampler
 from botorch.utils.multi_objective.box_decompositions.non_dominated import FastNondominatedPartitioning
 from botorch.utils.multi_objective.pareto import is_non_dominated
-from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
 from botorch.utils.sampling import sample_simplex
 from torch import Tensor
 from torch.quasirandom import SobolEngine
@@ -130,9 +127,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
       per MC sample: most accurate, slowest);
     - ``qlogehvi``: EHVI against the front of the posterior means at the measured and pending recipes
       (pending ones "believed" at their predicted means): one box decomposition per step;
-    - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed);
-    - ``hybrid``: ``qlogehvi`` for the 1st, 3rd, ... recipe of a batch, and for the others log EI of a
-      random Chebyshev scalarization over the same believed front (ParEGO's exploration at EHVI's cost).
+    - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed).
     """
     settings = config.acquisition
     model = fitted.botorch_model()
@@ -146,7 +141,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     def sampler(step: int) -> SobolQMCNormalSampler:
         return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
 
-    if settings.kind in ("qlogehvi", "hybrid"):
+    if settings.kind == "qlogehvi":
 
         def front(X: Tensor) -> Tensor:
             """Objective values (``k x m``) of the posterior means at ``X`` that meet every constraint."""
@@ -165,25 +160,12 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
             Y = Y_base if pending is None else torch.cat([Y_base, front(pending)])
             return Y if len(Y) else ref.unsqueeze(0)
 
-        def ehvi(pending: Tensor | None, step: int):
+        def build(pending: Tensor | None, step: int):
             Y = believed(pending)
             partitioning = FastNondominatedPartitioning(ref_point=ref, Y=Y[is_non_dominated(Y)])
             return qLogExpectedHypervolumeImprovement(
                 model=model, ref_point=ref.tolist(), partitioning=partitioning, sampler=sampler(step), objective=objective, **shared,
             )
-
-        def parego(pending: Tensor | None, step: int):
-            """Log EI of a random augmented Chebyshev scalarization over the believed front's best."""
-            Y = believed(pending)
-            weights = sample_simplex(m, dtype=torch.double, seed=seed + 7919 * step).squeeze(0)
-            scalarize = get_chebyshev_scalarization(weights, torch.cat([Y, ref.unsqueeze(0)]))
-            return qLogExpectedImprovement(
-                model=model, best_f=float(scalarize(Y).max()), sampler=sampler(step),
-                objective=GenericMCObjective(lambda Z, X=None: scalarize(objectives(Z))), **shared,
-            )
-
-        def build(pending: Tensor | None, step: int):
-            return parego(pending, step) if settings.kind == "hybrid" and step % 2 == 1 else ehvi(pending, step)
 
     elif settings.kind == "qlognehvi":
 
