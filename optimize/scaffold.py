@@ -12,6 +12,7 @@ it together with any data already there, and the first ``kiln suggest`` gives a 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,11 @@ def init_campaign(directory: Path, template: Path, name: str | None = None, prio
             raise ConfigError(f"{prior}: no batch files ({BATCHES}/NNN_name.csv); pass another campaign's data folder, e.g. datasets/cspbbr3_sio2")
         if re.search(r"(?m)^prior:", text):
             raise ConfigError(f"{template}: the template already has a 'prior' section; edit it in the new campaign.yaml instead of passing --prior")
-        text = text.rstrip("\n") + f"\n\n# Learn from another campaign's experiments too (kiln init --prior).\nprior:\n  data_dir: {Path(prior).resolve()}\n  name: {Path(prior).resolve().name}\n"
+        folder = Path(prior).resolve()  # written as JSON strings: valid YAML whatever the path holds
+        text = text.rstrip("\n") + (
+            f"\n\n# Learn from another campaign's experiments too (kiln init --prior).\n"
+            f"prior:\n  data_dir: {json.dumps(str(folder))}\n  name: {json.dumps(folder.name)}\n"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data" / BATCHES).mkdir(parents=True, exist_ok=True)
     (directory / "mlruns").mkdir(exist_ok=True)
