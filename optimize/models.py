@@ -6,6 +6,10 @@ and is refit on all rows. Gradient-boosting candidates are first tuned by Optuna
 (tuning is not nested inside the outer CV, so their scores are slightly optimistic; GP
 hyper-parameters are refit in every fold). The fitted models are cached as JSON keyed by the data
 version and the config, so ``kiln suggest`` reuses what ``kiln retrain`` chose.
+
+With ``config.prior`` every candidate but ``constant`` also learns from the prior campaign's rows (see
+:mod:`surrogate.transfer`); cross-validation folds hold out this campaign's rows only, and GBM settings
+are tuned on this campaign's rows.
 """
 
 from __future__ import annotations
