@@ -275,7 +275,7 @@ def history(
         return
     console = Console()
     pareto_ids = set(result.pareto["experiment_id"])
-    table = Table(title=f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version}); * = Pareto set")
+    table = Table(title=f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version}); * = Pareto set, x = synthesis failed")
     cols = ["experiment_id", "batch", *cfg.input_names, *cfg.target_names]
     for c in cols:
         table.add_column(c)
@@ -287,6 +287,8 @@ def history(
             cells.append(f"{q}{v}" if v and q in ("<", ">") else v)
         if row["experiment_id"] in pareto_ids:
             cells[0] = f"* {cells[0]}"
+        if row.get("status") == "failed":
+            cells[0] = f"x {cells[0]}"
         table.add_row(*cells)
     console.print(table)
     best = Table(title="best so far")
@@ -295,7 +297,7 @@ def history(
     best.add_column("experiment")
     for t in cfg.targets:
         b = result.best[t.name]
-        best.add_row(f"{t.name} ({t.direction})", _fmt(b["value"]), b["experiment_id"] or "")
+        best.add_row(f"{t.name} ({t.short})", _fmt(b["value"]), b["experiment_id"] or "")
     console.print(best)
     console.print(f"Pareto set (all objectives measured): {', '.join(sorted(pareto_ids)) or 'none yet'}")
     console.print(f"pending suggestions: {', '.join(result.pending['suggestion_id']) or 'none'}")

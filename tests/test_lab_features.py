@@ -198,6 +198,12 @@ def test_the_actual_temperature_replaces_the_planned_one(tmp_path):
     campaign = load_campaign(config)
     X = fit_models(campaign).encoder.encode(campaign.experiments.loc[campaign.experiments.experiment_id == "a-1"])
     assert float(X[0, 0]) == pytest.approx((672.5 - 400) / 400)  # the models see what the furnace did
+    from typer.testing import CliRunner
+
+    from optimize.cli import app
+
+    shown = CliRunner().invoke(app, ["history", "--config", str(config.source_path)], env={"COLUMNS": "300"}, catch_exceptions=False).stdout
+    assert "x a-3" in shown and "x a-1" not in shown  # failed syntheses are marked in the history table
 
 
 @pytest.mark.parametrize(
