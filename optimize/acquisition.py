@@ -336,7 +336,7 @@ class _Search:
         if self.polish:
             top = torch.argsort(v_raw, descending=True)[: settings.restarts]
             combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
-            polished = _round(_polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter, settings.maxls), self.steps, enc)
+            polished = _round(_polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter), self.steps, enc)
             pool, pool_v = torch.cat([polished, X_raw]), torch.cat([_evaluate(acqf, polished), v_raw])
         # 3. drop candidates that duplicate a measured, pending or chosen recipe
         order = torch.argsort(pool_v, descending=True).tolist()
@@ -395,7 +395,7 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
     return Proposal(X_pool[chosen], np.array(values), config.acquisition.kind)
 
 
-def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int, maxls: int = 20) -> Tensor:
+def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Tensor:
     """L-BFGS-B over the free continuous features of each start (``b x d``), the rest fixed.
 
     ``start_combos[i]`` is the combination start ``i`` was drawn under; starts that fix the same
@@ -416,7 +416,7 @@ def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int, maxls
                 acquisition_function=acqf,
                 lower_bounds=torch.zeros(group.shape[-1], dtype=torch.double),
                 upper_bounds=torch.ones(group.shape[-1], dtype=torch.double),
-                options={"maxiter": maxiter, "maxls": maxls},
+                options={"maxiter": maxiter},
                 fixed_features=fixed,
             )
         out.append(cands.squeeze(-2).detach())

@@ -232,8 +232,6 @@ class AcquisitionSettings(_Frozen):
     raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
     restarts: int = Field(default=6, ge=1, le=64)
     maxiter: int = Field(default=60, ge=5, le=1000)
-    # line-search steps per L-BFGS-B iteration of the polish (scipy's maxls): 5 halves qLogNParEGO's time
-    maxls: int = Field(default=20, ge=1, le=100)
     duplicate_tolerance: float = Field(default=0.02, ge=0, le=0.5)
     furnace: Furnace | None = None
 
