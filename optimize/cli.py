@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
@@ -321,7 +320,9 @@ def ui(
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         cmd += ["--default-artifact-root", (cfg.tracking_path / "artifacts").as_uri()]
     _err(ctx).print(f"MLflow UI for {cfg.name} at http://{host}:{port}  (store {uri}; Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
+    from optimize.server import serve
+
+    raise typer.Exit(serve(cmd, env={**os.environ}))
 
 
 @app.command()

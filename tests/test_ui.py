@@ -74,10 +74,33 @@ class UI:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+def _live_processes() -> dict[int, tuple[int, str]]:
+    """pid -> (process group, command line) of every process that is not a zombie (from /proc)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, _, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if state != "Z":
+            out[int(d.name)] = (int(pgrp), cmd)
+    return out
+
+
 @pytest.mark.slow
-def test_ui_listens_on_localhost_only_unless_host_is_given(config_path):
+def test_ui_listens_on_localhost_only_unless_host_is_given(config_path, config):
     with UI(config_path) as ui:
         assert listening_addresses(ui.port) == {"127.0.0.1"}
+        store = str(config.tracking_path)
+        groups = {g for g, cmd in _live_processes().values() if "mlflow server" in cmd and store in cmd}
+        assert len(groups) == 1  # the MLflow server (with its workers and job consumers) in a group of its own
+    # stopping kiln ui (SIGTERM, as a service manager does) stops every process of the server's group
+    left = [(pid, cmd) for pid, (g, cmd) in _live_processes().items() if g in groups]
+    assert not left, left
     with UI(config_path, "--host", "0.0.0.0") as ui:
         assert listening_addresses(ui.port) == {"0.0.0.0"}
 
