@@ -50,7 +50,8 @@ def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
 
 def serve(cmd: Sequence[str], env: dict[str, str] | None = None, grace: float = 10.0) -> int:
     """Run ``cmd`` in a new session until it exits or this process is interrupted or terminated;
-    returns its exit code (130 after Ctrl-C, 143 after SIGTERM). The group is always stopped."""
+    returns its exit code, or 130 after Ctrl-C; after SIGTERM raises ``SystemExit(143)``. The
+    server's process group is stopped in every case."""
     proc = subprocess.Popen(list(cmd), env=env, start_new_session=True)
 
     def on_sigterm(signum, frame):
