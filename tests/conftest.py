@@ -56,6 +56,15 @@ def lab_batches(config, n: int, seed: int = 0, missing_water: float = 0.0) -> li
     return [virtual_lab_batch(config, n, seed, missing_water)]
 
 
+def kiln(*args: str, env: dict[str, str] | None = None):
+    """The real CLI in-process (typer's runner), exceptions not swallowed."""
+    from typer.testing import CliRunner
+
+    from optimize.cli import app
+
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (except the lock) -> its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".kiln.lock"}

@@ -6,17 +6,10 @@ import json
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from optimize.cli import app
-from tests.conftest import snapshot
+from tests.conftest import kiln, snapshot
 
-runner = CliRunner()
 TARGETS = ("plqy", "fwhm_nm", "dispersibility", "water_retention")
-
-
-def kiln(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
 
 
 def _json(result) -> dict:

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from optimize.cli import app
-
-runner = CliRunner()
-
-
-def kiln(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
+from tests.conftest import kiln
 
 
 def test_init_creates_a_campaign_that_validates_and_suggests_a_first_design(tmp_path):

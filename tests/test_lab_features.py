@@ -17,7 +17,7 @@ from optimize.campaign import campaign_from_batches, ingest_batch, load_campaign
 from optimize.config import ConfigError, load_config
 from optimize.errors import DataError
 from optimize.models import fit_models
-from tests.conftest import lab_batches, make_campaign
+from tests.conftest import kiln, lab_batches, make_campaign
 
 GP_ONLY = {"candidates": ["gp-onehot"], "importance_repeats": 1}
 FAST = {"kind": "qlogehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
@@ -198,11 +198,7 @@ def test_the_actual_temperature_replaces_the_planned_one(tmp_path):
     campaign = load_campaign(config)
     X = fit_models(campaign).encoder.encode(campaign.experiments.loc[campaign.experiments.experiment_id == "a-1"])
     assert float(X[0, 0]) == pytest.approx((672.5 - 400) / 400)  # the models see what the furnace did
-    from typer.testing import CliRunner
-
-    from optimize.cli import app
-
-    shown = CliRunner().invoke(app, ["history", "--config", str(config.source_path)], env={"COLUMNS": "300"}, catch_exceptions=False).stdout
+    shown = kiln("history", "--config", str(config.source_path), env={"COLUMNS": "300"}).stdout
     assert "x a-3" in shown and "x a-1" not in shown  # failed syntheses are marked in the history table
 
 

@@ -16,7 +16,7 @@ from optimize.config import ConfigError, load_config
 from optimize.errors import DataError
 from optimize.models import FittedModels, fit_models, select_models
 from surrogate.gp import GPSurrogate
-from tests.conftest import SEED_DATA, lab_batches, make_campaign
+from tests.conftest import SEED_DATA, kiln, lab_batches, make_campaign
 
 FAST = {"kind": "qlogehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
 GP_ONLY = {"candidates": ["gp-onehot"], "importance_repeats": 1}
@@ -125,13 +125,6 @@ def test_a_bad_prior_is_refused_with_the_fix(tmp_path):
 
 def test_kiln_init_with_a_prior_suggests_from_the_first_batch(tmp_path):
     import json
-
-    from typer.testing import CliRunner
-
-    from optimize.cli import app
-
-    def kiln(*args: str):
-        return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
     folder = tmp_path / "new-lab"
     res = kiln("init", str(folder), "--prior", str(SEED_DATA))
