@@ -52,7 +52,12 @@ class PriorData:
 
     def measured(self, target: str) -> pd.DataFrame:
         """Rows where ``target`` was measured."""
-        return self.experiments[self.experiments[target].notna()].reset_index(drop=True)
+        return measured_rows(self.experiments, target)
+
+
+def measured_rows(experiments: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The rows of ``experiments`` where ``target`` was measured, renumbered from 0."""
+    return experiments[experiments[target].notna()].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class Campaign:
 
     def measured(self, target: str) -> pd.DataFrame:
         """Rows where ``target`` was measured."""
-        return self.experiments[self.experiments[target].notna()].reset_index(drop=True)
+        return measured_rows(self.experiments, target)
 
     @property
     def failed(self) -> pd.Series:
