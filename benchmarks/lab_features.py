@@ -44,7 +44,8 @@ class UnconstrainedBoTorch(BoTorchStrategy):
         return super().propose(dataclasses.replace(history, config=blind), n, batch)
 
 
-def _config():
+def gp_config():
+    """The seed config with GP models only (``gp-onehot``): the product loop these benchmarks run."""
     cfg = load_config(ROOT / "configs" / "cspbbr3_sio2.yaml")
     return cfg.model_copy(update={"models": cfg.models.model_copy(update={"candidates": ("gp-onehot",), "importance_repeats": 1})})
 
@@ -100,7 +101,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "lab_features.json")
     args = ap.parse_args()
     settings = BenchmarkSettings(("botorch",), tuple(range(args.seeds)), 8, 6, 4)
-    base = _config()
+    base = gp_config()
     out: dict = {}
     if args.only in (None, "furnace"):
         furnace = base.model_copy(update={"acquisition": base.acquisition.model_copy(update={"furnace": Furnace(input="temperature_c")})})

@@ -28,6 +28,7 @@ Results go to ``benchmarks/latency.json`` and a Markdown table on stdout (median
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -89,10 +90,10 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
         gp = _gp_only(config, warm_start=kind == "fit-gp-warm")
         warm = None
         if kind == "fit-gp-warm":
-            earlier = campaign.__class__(gp, campaign.experiments.iloc[: n - 8], campaign.batches, campaign.ledger)
+            earlier = dataclasses.replace(campaign, config=gp, experiments=campaign.experiments.iloc[: n - 8])
             warm = fit_models(earlier)
             t0 = time.perf_counter()
-        fit_models(campaign.__class__(gp, campaign.experiments, campaign.batches, campaign.ledger), warm=warm)
+        fit_models(dataclasses.replace(campaign, config=gp), warm=warm)
         out["seconds"] = time.perf_counter() - t0
     elif kind == "suggest":
         from optimize.acquisition import suggest_recipes

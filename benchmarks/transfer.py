@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from optimize.benchmark import BenchmarkSettings, experiments_to_reach, run_benchmark, virtual_lab_problem  # noqa: E402
-from optimize.config import Prior, load_config  # noqa: E402
+from lab_features import gp_config  # noqa: E402  (same directory: the same product-loop config)
+from optimize.config import Prior  # noqa: E402
 from optimize.virtual_lab import VirtualLab  # noqa: E402
 
 LABS = {"paper": VirtualLab(), "other": VirtualLab(furnace_offset_c=30.0, plqy_scale=0.8)}
@@ -36,10 +37,8 @@ CHECKPOINTS = (8, 12, 16, 24, 32)
 
 
 def _config(prior: bool):
-    cfg = load_config(ROOT / "configs" / "cspbbr3_sio2.yaml")
-    models = cfg.models.model_copy(update={"candidates": ("gp-onehot",), "importance_repeats": 1})
-    update = {"models": models, "prior": Prior(data_dir=ROOT / "datasets" / "cspbbr3_sio2", name="he2023") if prior else None}
-    return cfg.model_copy(update=update)
+    prior_setting = Prior(data_dir=ROOT / "datasets" / "cspbbr3_sio2", name="he2023") if prior else None
+    return gp_config().model_copy(update={"prior": prior_setting})
 
 
 ARMS = {  # name -> (with prior, initial Sobol recipes, suggested batches of 4)
