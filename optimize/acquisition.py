@@ -98,10 +98,13 @@ def _steps(config: CampaignConfig, encoder) -> dict[int, float]:
 
 
 def _round(X: Tensor, steps: dict[int, float], encoder) -> Tensor:
-    """Round continuous features to their steps (in raw units, anchored at the lower bound). ``n x d``."""
+    """Round continuous features to their steps (in raw units, anchored at the lower bound). ``n x d``.
+
+    A value outside ``[0, 1]`` is a condition's "off" value (e.g. ``k_ratio`` 0 below its range) and stays."""
     X = X.clone()
     for j, s in steps.items():
-        X[:, j] = (torch.round(X[:, j] / s) * s).clamp(0.0, 1.0)
+        inside = (X[:, j] >= 0.0) & (X[:, j] <= 1.0)
+        X[:, j] = torch.where(inside, (torch.round(X[:, j] / s) * s).clamp(0.0, 1.0), X[:, j])
     return X
 
 
@@ -141,7 +144,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     def sampler(step: int) -> SobolQMCNormalSampler:
         return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
 
-    if settings.kind == "qlogehvi":
+    if settings.kind in ("qlogehvi", "thompson", "portfolio"):  # (thompson: only in furnace batches, see propose)
 
         def front(X: Tensor) -> Tensor:
             """Objective values (``k x m``) of the posterior means at ``X`` that meet every constraint."""
@@ -276,6 +279,12 @@ def propose(
     combos = enumerate_combos(config, encoder)
     build = _acqf_builder(config, fitted, baseline, seed)
     search = _Search(config, fitted, X_measured, X_pending, seed)
+    if settings.kind in ("thompson", "portfolio") and settings.furnace is None:
+        # portfolio: the first half of the batch by qLogEHVI (exploit), the rest by Thompson sampling (explore)
+        n_ehvi = (n + 1) // 2 if settings.kind == "portfolio" else 0
+        X1, v1 = search.greedy(build, combos, n_ehvi) if n_ehvi else (torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0))
+        X2, v2 = _thompson(config, fitted, combos, baseline, torch.cat([X_pending.reshape(-1, X1.shape[-1]), X1]), X_measured, n - n_ehvi, seed)
+        return Proposal(torch.cat([X1, X2]), np.concatenate([v1, v2]), settings.kind)
     furnace = settings.furnace
     if furnace is None:
         X, values = search.greedy(build, combos, n)
@@ -369,6 +378,18 @@ class _Search:
         return torch.stack(chosen), np.array(values)
 
 
+def _thompson(config, fitted, combos, X_baseline: Tensor, X_pending: Tensor, X_measured: Tensor, n: int, seed: int):
+    """``n`` recipes by Thompson sampling (see :mod:`optimize.thompson`) on fresh Sobol candidates."""
+    from optimize.thompson import CANDIDATES_PER_RAW_SAMPLE, sobol_candidates, thompson_batch
+
+    if n == 0:
+        return torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0)
+    per_combo = CANDIDATES_PER_RAW_SAMPLE * config.acquisition.raw_samples_per_combo
+    draw = sobol_candidates(config, fitted.encoder, combos, per_combo, seed + 1)
+    X, values = thompson_batch(config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw)
+    return X, values.numpy()
+
+
 def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_pool: Tensor, n: int, seed: int, X_baseline: Tensor) -> Proposal:
     """Sequential greedy choice among the rows of ``X_pool`` (``k x d``) not yet measured or pending."""
     encoder = fitted.encoder
@@ -382,9 +403,11 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
     if len(fitted.surrogates) < len(config.targets) or len(X_baseline) == 0:
         pick = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         return Proposal(X_pool[[free[i] for i in pick]], np.full(n, np.nan), "random-pool")
+    kind = config.acquisition.kind
+    n_greedy = {"thompson": 0, "portfolio": (n + 1) // 2}.get(kind, n)  # the rest by Thompson sampling
     chosen, values = [], []
     build = _acqf_builder(config, fitted, X_baseline, seed)
-    for step in range(n):
+    for step in range(n_greedy):
         pending = torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
         acqf = build(pending, step)
         cand = [i for i in free if i not in chosen]
@@ -392,7 +415,15 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
         k = int(torch.argmax(v))
         chosen.append(cand[k])
         values.append(float(v[k]))
-    return Proposal(X_pool[chosen], np.array(values), config.acquisition.kind)
+    X = X_pool[chosen].reshape(-1, d)
+    if n_greedy < n:
+        from optimize.thompson import thompson_batch
+
+        X_free = X_pool[[i for i in free if i not in chosen]]
+        pending = torch.cat([X_pending.reshape(-1, d), X])
+        X_ts, v_ts = thompson_batch(config, fitted, X_baseline, pending, torch.cat([taken, X]), n - n_greedy, seed, lambda step: X_free)
+        X, values = torch.cat([X, X_ts]), [*values, *v_ts.tolist()]
+    return Proposal(X, np.array(values), kind)
 
 
 def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Tensor:
@@ -440,7 +471,8 @@ def _sobol_design(config: CampaignConfig, encoder, X_measured: Tensor, X_pending
 
 
 def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
-    """Decode ``n x d`` features into a frame of recipes in raw units, values snapped to their steps."""
+    """Decode ``n x d`` features into a frame of recipes in raw units, values snapped to their steps (and
+    to the value a condition sets, which may lie outside the range)."""
     rows = encoder.decode(X)
     frame = pd.DataFrame(rows, columns=list(config.input_names))
     for inp in config.inputs:
@@ -448,4 +480,8 @@ def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
             frame[inp.name] = inp.snap(frame[inp.name].astype(float))
         else:
             frame[inp.name] = frame[inp.name].fillna("")
+    for i, recipe in enumerate(frame.to_dict(orient="records")):
+        for cond in config.applicable_conditions(recipe):
+            for name, v in cond.set.items():
+                frame.loc[frame.index[i], name] = v
     return frame

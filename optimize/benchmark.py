@@ -37,6 +37,7 @@ from optimize.errors import KilnError
 from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
 
 STRATEGIES = ("botorch", "random", "sobol", "tpe")
+PEERS = ("ax", "baybe")  # optional extra `peers`: optimize.peers registers them when first asked for
 Recipe = dict[str, Any]
 
 
@@ -63,7 +64,9 @@ def virtual_lab_problem(config: CampaignConfig, noise: float = 1.0, missing_wate
     from optimize.virtual_lab import VirtualLab
 
     lab = lab or VirtualLab(noise=noise, missing_water=missing_water)
-    outputs = set(lab.truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "addition": None, "br_fraction": 1}))
+    outputs = set(
+        lab.truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "addition": None, "br_fraction": 1})
+    )
     missing = [t for t in config.target_names if t not in outputs]
     if missing:
         raise BenchmarkError(f"the virtual lab does not simulate {missing}; pass --oracle FILE.py or --lookup FILE.csv")
@@ -92,7 +95,9 @@ def oracle_problem(config: CampaignConfig, spec: str) -> Problem:
         raise BenchmarkError(f"{path}: no function {func or 'measure'!r}; define measure(recipe: dict) -> dict")
     truth = getattr(module, "truth", None)
     reseed = getattr(module, "reseed", None)
-    return Problem(config, fn, truth if callable(truth) else None, reseed if callable(reseed) else None, None, path.stem)
+    return Problem(
+        config, fn, truth if callable(truth) else None, reseed if callable(reseed) else None, None, path.stem
+    )
 
 
 def lookup_problem(config: CampaignConfig, path: Path) -> Problem:
@@ -104,10 +109,10 @@ def lookup_problem(config: CampaignConfig, path: Path) -> Problem:
     if missing:
         raise BenchmarkError(f"{path}: target columns {missing} are missing; a lookup table needs every target")
     table = table.reset_index(drop=True)
-    index = {_key(config, r): i for i, r in enumerate(table.to_dict(orient="records"))}
+    index = {recipe_key(config, r): i for i, r in enumerate(table.to_dict(orient="records"))}
 
     def measure(recipe: Recipe) -> dict[str, Any]:
-        row = table.iloc[index[_key(config, recipe)]]
+        row = table.iloc[index[recipe_key(config, recipe)]]
         out = {}
         for t in config.target_names:
             v, q = row[t], row.get(qualifier_column(t), "")
@@ -117,7 +122,7 @@ def lookup_problem(config: CampaignConfig, path: Path) -> Problem:
     return Problem(config, measure, None, None, table, path.stem)
 
 
-def _key(config: CampaignConfig, recipe: Mapping[str, Any]) -> tuple:
+def recipe_key(config: CampaignConfig, recipe: Mapping[str, Any]) -> tuple:
     out = []
     for inp in config.inputs:
         v = recipe.get(inp.name)
@@ -172,7 +177,7 @@ def hypervolume(z: np.ndarray) -> float:
 
 
 # ---- designs -------------------------------------------------------------------------------
-def _apply_conditions(config: CampaignConfig, recipe: Recipe) -> Recipe:
+def apply_conditions(config: CampaignConfig, recipe: Recipe) -> Recipe:
     for cond in config.applicable_conditions(recipe):
         recipe.update(cond.set)
         for name in cond.inactive:
@@ -188,7 +193,7 @@ def _from_unit(config: CampaignConfig, u: np.ndarray) -> Recipe:
             recipe[inp.name] = float(inp.snap(inp.lower + float(x) * (inp.upper - inp.lower)))
         else:
             recipe[inp.name] = inp.choices[min(int(x * len(inp.choices)), len(inp.choices) - 1)]
-    return _apply_conditions(config, recipe)
+    return apply_conditions(config, recipe)
 
 
 def sobol_recipes(config: CampaignConfig, n: int, seed: int, skip: int = 0) -> list[Recipe]:
@@ -215,7 +220,9 @@ def best_attainable(problem: Problem, n_per_dim: int = 4096, seed: int = 12345) 
     if problem.pool is not None:
         return problem.pool[list(config.target_names)].to_numpy(float)
     if problem.truth is None:
-        raise BenchmarkError("the oracle has no truth(recipe) function, so the best attainable hypervolume is unknown; define truth()")
+        raise BenchmarkError(
+            "the oracle has no truth(recipe) function, so the best attainable hypervolume is unknown; define truth()"
+        )
     recipes = sobol_recipes(config, n_per_dim * len(config.inputs), seed)
     return np.array([[problem.truth(r)[t] for t in config.target_names] for r in recipes], dtype=float)
 
@@ -237,8 +244,8 @@ class Strategy:
 
     def _pool_free(self, history: Campaign) -> pd.DataFrame:
         pool = self.problem.pool
-        done = {_key(self.config, r) for r in history.experiments.to_dict(orient="records")}
-        return pool[[_key(self.config, r) not in done for r in pool.to_dict(orient="records")]]
+        done = {recipe_key(self.config, r) for r in history.experiments.to_dict(orient="records")}
+        return pool[[recipe_key(self.config, r) not in done for r in pool.to_dict(orient="records")]]
 
 
 class RandomStrategy(Strategy):
@@ -278,7 +285,8 @@ class TPEStrategy(Strategy):
         super().__init__(problem, seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(
-            directions=["maximize"] * len(self.config.targets), sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+            directions=["maximize"] * len(self.config.targets),
+            sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
         )
         self.trials: list = []
 
@@ -290,7 +298,7 @@ class TPEStrategy(Strategy):
                 if any(inp.name in c.inactive for c in self.config.applicable_conditions(recipe)):
                     continue
                 recipe[inp.name] = trial.suggest_categorical(inp.name, list(inp.choices))
-        _apply_conditions(self.config, recipe)
+        apply_conditions(self.config, recipe)
         for inp in self.config.inputs:
             if isinstance(inp, ContinuousInput) and inp.name not in recipe:
                 recipe[inp.name] = trial.suggest_float(inp.name, inp.lower, inp.upper, step=inp.step)
@@ -307,19 +315,16 @@ class TPEStrategy(Strategy):
         import optuna
 
         trials = self.trials or [self._enqueued(r) for r in recipes]
-        for trial, (_, row) in zip(trials, rows.iterrows()):
-            values = []
-            for t in self.config.targets:
-                v, q = row[t.name], row[qualifier_column(t.name)]
-                if pd.isna(v):
-                    values = None
-                    break
-                if q == "<" and t.lower is not None:
-                    v = 0.5 * (v + t.lower)
-                elif q == ">" and t.upper is not None:
-                    v = 0.5 * (v + t.upper)
-                values.append(float(t.objective(float(v))))
-            self.study.tell(trial, values, state=optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL)
+        targets = self.config.targets
+        for trial, told in zip(trials, told_rows(self.config, rows)):
+            values = (
+                [float(t.objective(told[t.name])) for t in targets]
+                if all(told[t.name] is not None for t in targets)
+                else None
+            )
+            self.study.tell(
+                trial, values, state=optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
+            )
         self.trials = []
 
     def _enqueued(self, recipe: Recipe):
@@ -356,6 +361,41 @@ class BoTorchStrategy(Strategy):
 _CLASSES: dict[str, type[Strategy]] = {c.name: c for c in (BoTorchStrategy, RandomStrategy, SobolStrategy, TPEStrategy)}
 
 
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Make a strategy class available by its ``name`` (peers, benchmark scripts' variants)."""
+    _CLASSES[cls.name] = cls
+    return cls
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The strategy called ``name``; the peers' module (and so their packages) is imported only when asked for."""
+    if name in PEERS and name not in _CLASSES:
+        import optimize.peers  # noqa: F401  (registers ax and baybe)
+    return _CLASSES[name]
+
+
+def told_value(target, value: float, qualifier: str) -> float:
+    """A measured value as told to an optimizer that knows no censoring: a censored value (``<``/``>``)
+    half-way between its bound and the target's physical limit (the bound itself if there is none)."""
+    if qualifier == "<" and target.lower is not None:
+        return 0.5 * (value + target.lower)
+    if qualifier == ">" and target.upper is not None:
+        return 0.5 * (value + target.upper)
+    return value
+
+
+def told_rows(config: CampaignConfig, rows: pd.DataFrame) -> list[dict[str, float | None]]:
+    """Per row of a parsed batch: target name -> told value (see :func:`told_value`), ``None`` if not measured."""
+    out = []
+    for _, row in rows.iterrows():
+        values: dict[str, float | None] = {}
+        for t in config.targets:
+            v = row[t.name]
+            values[t.name] = None if pd.isna(v) else told_value(t, float(v), row[qualifier_column(t.name)])
+        out.append(values)
+    return out
+
+
 def _records(config: CampaignConfig, frame: pd.DataFrame) -> list[Recipe]:
     out = []
     for rec in frame[list(config.input_names)].to_dict(orient="records"):
@@ -373,14 +413,18 @@ class BenchmarkSettings:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.strategies if s not in _CLASSES]
+        known = [*_CLASSES, *(p for p in PEERS if p not in _CLASSES)]
+        unknown = [s for s in self.strategies if s not in known]
         if unknown or not self.strategies:
-            raise BenchmarkError(f"unknown strategies {unknown}; choose from {list(_CLASSES)}")
+            raise BenchmarkError(f"unknown strategies {unknown}; choose from {known}")
         for name in ("batches", "batch_size"):
             if getattr(self, name) < 1:
                 raise BenchmarkError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_initial < 0:
-            raise BenchmarkError(f"n_initial must be at least 0 (0: the first batch is proposed, e.g. from a prior), got {self.n_initial}")
+            raise BenchmarkError(
+                f"n_initial must be at least 0 (0: the first batch is proposed, e.g. from a prior),"
+                f" got {self.n_initial}"
+            )
         if not self.seeds:
             raise BenchmarkError("at least one seed is needed")
 
@@ -420,7 +464,9 @@ def virtual_lab_batch(config: CampaignConfig, n: int, seed: int = 0, missing_wat
     return Path("<virtual lab>"), _batch_bytes(config, "sim", 0, recipes, results)
 
 
-def _batch_bytes(config: CampaignConfig, batch: str, start: int, recipes: list[Recipe], results: list[Mapping[str, Any]]) -> bytes:
+def _batch_bytes(
+    config: CampaignConfig, batch: str, start: int, recipes: list[Recipe], results: list[Mapping[str, Any]]
+) -> bytes:
     """The CSV a lab would ingest for these recipes and results (validated by ``parse_table``)."""
     rows = []
     for i, (r, res) in enumerate(zip(recipes, results)):
@@ -469,61 +515,171 @@ def feasible_only(config: CampaignConfig, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_benchmark(problem: Problem, settings: BenchmarkSettings, progress: Callable[[str, int, int], None] | None = None) -> BenchmarkResult:
-    """Run every strategy for every seed; ``progress(strategy, seed, batch)`` is called after each batch.
+@dataclass(frozen=True)
+class CellResult:
+    """One (strategy, seed) run: per batch its counts and seconds, and the scored values of every recipe
+    tried (``n x m``, noise-free, rows breaking an outcome constraint NaN), in the order tried."""
+
+    strategy: str
+    seed: int
+    batches: list[dict[str, Any]]  # batch, n_experiments, seconds, furnace_runs
+    scored: np.ndarray
+    recipes: list[Recipe] = field(default_factory=list)  # every recipe tried, in order
+
+
+def run_cell(problem: Problem, settings: BenchmarkSettings, seed: int, name: str, prior=None) -> CellResult:
+    """Run strategy ``name`` for one seed: the seed's initial design, then ``settings.batches`` proposals.
+
+    Deterministic given (problem, settings, seed, name): the oracle is reseeded, every strategy is
+    seeded, and torch runs on one thread (so a cell gives the same result in any process).
+    """
+    cfg = problem.config
+    if problem.pool is not None:
+        initial = _records(cfg, problem.pool.sample(n=settings.n_initial, random_state=seed))
+    else:
+        initial = sobol_recipes(cfg, settings.n_initial, seed + 10_000)
+    if problem.reseed is not None:
+        problem.reseed(seed)
+    strategy = strategy_class(name)(problem, seed)
+    batches: list[tuple[Path, bytes]] = []
+    tried: list[Recipe] = []
+    scored = np.zeros((0, len(cfg.targets)))
+    seconds, furnace_runs = 0.0, 0
+    furnace = cfg.acquisition.furnace
+    out = []
+    with _one_torch_thread():
+        for b in range(settings.batches + 1):
+            history = campaign_from_batches(cfg, batches, prior=prior)
+            t0 = time.perf_counter()
+            recipes = initial if b == 0 else strategy.propose(history, settings.batch_size, b)
+            seconds += time.perf_counter() - t0 if b else 0.0
+            if recipes:  # (none in batch 0 when n_initial = 0)
+                results = [problem.measure(dict(r)) for r in recipes]
+                data = _batch_bytes(cfg, f"b{b}", len(tried), recipes, results)
+                path = Path(f"<{name}-seed{seed}-batch{b}>")
+                parsed = parse_table(data, cfg, str(path), existing_ids=list(history.experiments[ID]))
+                strategy.observe(recipes, parsed)
+                batches.append((path, data))
+                tried += recipes
+                scored = np.vstack([scored, feasible_only(cfg, _scores(problem, recipes, parsed))])
+            if furnace is not None:
+                furnace_runs += len({r[furnace.input] for r in recipes})
+            out.append({"batch": b, "n_experiments": len(tried), "seconds": seconds, "furnace_runs": furnace_runs})
+    return CellResult(name, seed, out, scored, tried)
+
+
+class _one_torch_thread:
+    """Run torch on one thread inside the block (restored after): cells are independent of the process
+    they run in, and 2 one-thread processes beat one 2-thread process on this kind of workload."""
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+
+# A worker process's problem: set once by the pool's initializer (inherited by fork, never pickled,
+# so oracles with closures work) and read by every cell that process runs.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(problem: Problem, settings: BenchmarkSettings, prior) -> None:
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    _WORKER.update(problem=problem, settings=settings, prior=prior)
+
+
+def _worker_cell(seed: int, name: str) -> CellResult:
+    return run_cell(_WORKER["problem"], _WORKER["settings"], seed, name, _WORKER["prior"])
+
+
+def default_workers() -> int:
+    """The machine's cores (``kiln benchmark --workers`` default)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_cells(
+    problem: Problem,
+    settings: BenchmarkSettings,
+    workers: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[CellResult]:
+    """Every (strategy, seed) cell, in order seed-major; ``workers`` > 1 runs them in that many forked
+    processes (one torch thread each). The results do not depend on ``workers``."""
+    prior = load_prior(problem.config)  # the models of the botorch strategy learn from it too (config.prior)
+    cells = [(seed, name) for seed in settings.seeds for name in settings.strategies]
+
+    def report(cell: CellResult) -> None:
+        for row in cell.batches if progress else ():
+            progress(cell.strategy, cell.seed, row["batch"])
+
+    if workers <= 1 or len(cells) == 1:
+        out = []
+        for seed, name in cells:
+            out.append(run_cell(problem, settings, seed, name, prior))
+            report(out[-1])
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(workers, len(cells)), context, _init_worker, (problem, settings, prior)) as pool:
+        futures = {pool.submit(_worker_cell, seed, name): i for i, (seed, name) in enumerate(cells)}
+        done: dict[int, CellResult] = {}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            report(done[futures[future]])
+    return [done[i] for i in range(len(cells))]
+
+
+def run_benchmark(
+    problem: Problem,
+    settings: BenchmarkSettings,
+    progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
+) -> BenchmarkResult:
+    """Run every strategy for every seed (``workers`` processes, see :func:`run_cells`);
+    ``progress(strategy, seed, batch)`` is called for each batch as its cell finishes.
 
     Score: hypervolume of what was tried (noise-free), of feasible recipes only when the config has
     outcome constraints; each row also counts ``feasible`` recipes and, for a furnace campaign,
     ``furnace_runs`` (distinct values of the furnace input per batch, summed).
     """
     cfg = problem.config
-    prior = load_prior(cfg)  # the models of the botorch strategy learn from it too (config.prior)
     dense = feasible_only(cfg, best_attainable(problem))
     ref, best = _normalizer(cfg, dense)
+    cells = run_cells(problem, settings, workers, progress)
     rows: list[dict[str, Any]] = []
-    found = [dense]
-    for seed in settings.seeds:
-        if problem.pool is not None:
-            initial = _records(cfg, problem.pool.sample(n=settings.n_initial, random_state=seed))
-        else:
-            initial = sobol_recipes(cfg, settings.n_initial, seed + 10_000)
-        for name in settings.strategies:
-            if problem.reseed is not None:
-                problem.reseed(seed)
-            strategy = _CLASSES[name](problem, seed)
-            batches: list[tuple[Path, bytes]] = []
-            tried: list[Recipe] = []
-            scored = np.zeros((0, len(cfg.targets)))
-            seconds, furnace_runs = 0.0, 0
-            furnace = cfg.acquisition.furnace
-            for b in range(settings.batches + 1):
-                history = campaign_from_batches(cfg, batches, prior=prior)
-                t0 = time.perf_counter()
-                recipes = initial if b == 0 else strategy.propose(history, settings.batch_size, b)
-                seconds += time.perf_counter() - t0 if b else 0.0
-                if recipes:  # (none in batch 0 when n_initial = 0)
-                    results = [problem.measure(dict(r)) for r in recipes]
-                    data = _batch_bytes(cfg, f"b{b}", len(tried), recipes, results)
-                    path = Path(f"<{name}-seed{seed}-batch{b}>")
-                    parsed = parse_table(data, cfg, str(path), existing_ids=list(history.experiments[ID]))
-                    strategy.observe(recipes, parsed)
-                    batches.append((path, data))
-                    tried += recipes
-                    scored = np.vstack([scored, feasible_only(cfg, _scores(problem, recipes, parsed))])
-                hv = hypervolume(normalized(cfg, scored, ref, best))
-                if furnace is not None:
-                    furnace_runs += len({r[furnace.input] for r in recipes})
-                rows.append({
-                    "strategy": name, "seed": seed, "batch": b, "n_experiments": len(tried), "hypervolume": hv, "seconds": seconds,
-                    "feasible": int(np.isfinite(scored).all(axis=1).sum()), "furnace_runs": furnace_runs,
-                })
-                if progress:
-                    progress(name, seed, b)
-            found.append(scored)
+    for cell in cells:
+        for row in cell.batches:
+            scored = cell.scored[: row["n_experiments"]]
+            rows.append(
+                {
+                    "strategy": cell.strategy,
+                    "seed": cell.seed,
+                    "batch": row["batch"],
+                    "n_experiments": row["n_experiments"],
+                    "hypervolume": hypervolume(normalized(cfg, scored, ref, best)),
+                    "seconds": row["seconds"],
+                    "feasible": int(np.isfinite(scored).all(axis=1).sum()),
+                    "furnace_runs": row["furnace_runs"],
+                }
+            )
     # The best attainable front: the dense design plus anything a strategy found beyond it.
-    hv_best = hypervolume(normalized(cfg, np.vstack(found), ref, best))
+    hv_best = hypervolume(normalized(cfg, np.vstack([dense, *(c.scored for c in cells)]), ref, best))
     if hv_best <= 0:
-        raise BenchmarkError("no recipe beats the reference point on every target: the hypervolume is always 0; lower the references")
+        raise BenchmarkError(
+            "no recipe beats the reference point on every target: the hypervolume is always 0; lower the references"
+        )
     for r in rows:
         r["hypervolume"] /= hv_best
     return BenchmarkResult(problem.name, settings, rows, hv_best, None, summarize(rows))
@@ -536,11 +692,18 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (name, b), g in frame.groupby(["strategy", "batch"], sort=False):
         q25, q50, q75 = np.percentile(g.hypervolume, [25, 50, 75])
-        out.append({
-            "strategy": name, "batch": int(b), "n_experiments": int(g.n_experiments.iloc[0]),
-            "hv_median": float(q50), "hv_q25": float(q25), "hv_q75": float(q75), "seconds_median": float(g.seconds.median()),
-            **{f"{k}_median": float(g[k].median()) for k in ("feasible", "furnace_runs") if k in g},
-        })
+        out.append(
+            {
+                "strategy": name,
+                "batch": int(b),
+                "n_experiments": int(g.n_experiments.iloc[0]),
+                "hv_median": float(q50),
+                "hv_q25": float(q25),
+                "hv_q75": float(q75),
+                "seconds_median": float(g.seconds.median()),
+                **{f"{k}_median": float(g[k].median()) for k in ("feasible", "furnace_runs") if k in g},
+            }
+        )
     return out
 
 

@@ -220,13 +220,14 @@ def benchmark(
     initial: Annotated[int, typer.Option(min=0, help="initial design size (same for every strategy; 0: start suggesting, e.g. from a prior)")] = 8,
     batches: Annotated[int, typer.Option(min=1, help="batches after the initial design")] = 6,
     batch_size: Annotated[int, typer.Option(min=1, help="experiments per batch")] = 4,
+    workers: Annotated[int | None, typer.Option(min=1, help="processes running (strategy, seed) cells, one torch thread each [default: the machine's cores]")] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
 ) -> None:
     """Compare optimizers on a simulator (default: the built-in virtual lab) or a lookup table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optimize.benchmark import BenchmarkSettings, experiments_to_reach
+    from optimize.benchmark import BenchmarkSettings, default_workers, experiments_to_reach
     from optimize.service import benchmark as run_benchmark
 
     cfg = _run(_load, config)
@@ -239,7 +240,7 @@ def benchmark(
         def progress(strategy: str, seed: int, batch: int) -> None:
             bar.update(task, advance=1, description=f"{strategy} seed {seed} batch {batch}")
 
-        result = _run(run_benchmark, cfg, settings, oracle, lookup, progress)
+        result = _run(run_benchmark, cfg, settings, oracle, lookup, progress, workers or default_workers())
     if format is Format.json:
         _emit_json(result.to_json())
         return

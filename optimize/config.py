@@ -9,6 +9,7 @@ hard-codes input or target names.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from functools import cached_property
 from pathlib import Path
@@ -227,7 +228,7 @@ class Prior(_Frozen):
 class AcquisitionSettings(_Frozen):
     """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
 
-    kind: Literal["qlognehvi", "qlogehvi", "qlognparego"] = "qlognehvi"
+    kind: Literal["qlognehvi", "qlogehvi", "qlognparego", "thompson", "portfolio"] = "qlognehvi"
     mc_samples: int = Field(default=128, ge=16, le=4096)
     raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
     restarts: int = Field(default=6, ge=1, le=64)
@@ -314,8 +315,13 @@ class CampaignConfig(_Frozen):
                 inp = by_name.get(name)
                 if not isinstance(inp, ContinuousInput):
                     raise ValueError(f"{where}.set: {name!r} is not a continuous input{_hint(name, by_name)}")
-                if not inp.lower <= value <= inp.upper:
-                    raise ValueError(f"{where}.set: {name}={value} lies outside [{inp.lower}, {inp.upper}]")
+                # a value below the range is the input's "off" value (k_ratio 0 without a carbonate, while a
+                # carbonate's dose ranges 0.1-4): recipes with the condition take it, all others the range
+                if not (math.isfinite(value) and value <= inp.upper):
+                    raise ValueError(
+                        f"{where}.set: {name}={value} lies above [{inp.lower}, {inp.upper}]"
+                        " (a value below the range is allowed: the input's 'off' value)"
+                    )
             for name in cond.inactive:
                 if not isinstance(by_name.get(name), CategoricalInput):
                     raise ValueError(

@@ -298,6 +298,7 @@ def benchmark(
     oracle: str | None = None,
     lookup: Path | None = None,
     progress=None,
+    workers: int = 1,
 ):
     """Run ``kiln benchmark`` (see :mod:`optimize.benchmark`) and log it as one MLflow run:
     settings as params, median hypervolume per strategy per batch as stepped metrics, the curves plot
@@ -314,7 +315,7 @@ def benchmark(
         problem = oracle_problem(config, oracle)
     else:
         problem = virtual_lab_problem(config)
-    result = run_benchmark(problem, settings, progress)
+    result = run_benchmark(problem, settings, progress, workers)
     with start_run(config, "benchmark", problem.name, name=f"benchmark-{problem.name}") as run:
         run.params({
             "problem": problem.name, "strategies": ",".join(settings.strategies), "seeds": len(settings.seeds),

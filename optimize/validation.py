@@ -215,7 +215,7 @@ def parse_table(
             if isinstance(inp, ContinuousInput):
                 if v is None:
                     raise DataError(file, "value is missing", f"fill in {inp.name} ({inp.lower}-{inp.upper})", row=line, column=inp.name)
-                if not inp.lower <= v <= inp.upper:
+                if not inp.lower <= v <= inp.upper and not _set_by_condition(inp.name, rec, config):
                     raise DataError(
                         file, f"outside the search space [{inp.lower}, {inp.upper}]",
                         "correct the value or widen the range in the campaign config", row=line, column=inp.name, value=v,
@@ -271,6 +271,11 @@ def parse_table(
     frame = pd.DataFrame.from_records(records)
     cols = experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
     return frame.reindex(columns=cols)
+
+
+def _set_by_condition(name: str, rec: dict[str, object], config: CampaignConfig) -> bool:
+    """A condition fixes this input for this row (its value, checked already, may lie outside the range)."""
+    return any(name in c.set for c in config.applicable_conditions(rec))
 
 
 def _inactive(name: str, rec: dict[str, object], config: CampaignConfig) -> bool:

@@ -147,6 +147,16 @@ class Surrogate(ABC):
         """Posterior of the noise-free target at ``X`` (``batch x n x d``): an MVN with batch shape
         ``batch`` and event shape ``n``, for the acquisition function."""
 
+    def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
+        """One joint draw of the noise-free target over the rows of ``X`` (``n x d``): ``n`` values, a
+        function sample for Thompson sampling. By default from :meth:`mvn` (Cholesky with growing jitter)."""
+        self._check_fitted()
+        with torch.no_grad():
+            mvn = self.mvn(X)
+            mean, cov = mvn.mean.reshape(-1), mvn.covariance_matrix.reshape(len(X), len(X))
+            z = torch.randn(len(X), generator=generator, dtype=mean.dtype)
+            return mean + _cholesky(cov) @ z
+
     def hyperparameters(self) -> dict[str, float]:
         """Named scalar hyper-parameters, for logging."""
         return {}
@@ -206,3 +216,15 @@ class ConstantSurrogate(Surrogate):
 
     def hyperparameters(self) -> dict[str, float]:
         return {"mean": self.mean_, "std": self.std_}
+
+
+def _cholesky(cov: Tensor) -> Tensor:
+    """Lower Cholesky factor of a covariance (``n x n``), with growing jitter for near-duplicate rows; the
+    diagonal's square root (independent draws, still a valid sample of each point) if all fail."""
+    scale = float(cov.diagonal().mean().clamp_min(1e-12))
+    eye = torch.eye(len(cov), dtype=cov.dtype)
+    for jitter in (1e-8, 1e-6, 1e-4, 1e-2):
+        L, info = torch.linalg.cholesky_ex(cov + jitter * scale * eye)
+        if int(info) == 0:
+            return L
+    return torch.diag(cov.diagonal().clamp_min(0).sqrt())

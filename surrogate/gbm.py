@@ -112,5 +112,13 @@ class GBMSurrogate(Surrogate):
             mean, var = self._members_predict(F.reshape(-1, F.shape[-1]).numpy())
         return diagonal_mvn(torch.from_numpy(mean).reshape(shape), torch.from_numpy(var).reshape(shape))
 
+    def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
+        """One member of the bootstrap ensemble, drawn by ``generator``: a coherent function sample (``n``)."""
+        self._check_fitted()
+        k = int(torch.randint(len(self.members_), (1,), generator=generator))
+        with torch.no_grad():
+            F = self.featurizer(X.detach()).numpy()
+        return torch.from_numpy(self.members_[k].predict(F).astype(np.float64))
+
     def hyperparameters(self) -> dict[str, float]:
         return {**{k: float(v) for k, v in asdict(self.params).items()}, "n_members": float(self.n_members), "noise_var": self.noise_var_}

@@ -101,6 +101,10 @@ class TransferSurrogate(Surrogate):
         self._check_fitted()
         return self.base.mvn(with_task(X, THIS))
 
+    def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
+        self._check_fitted()
+        return self.base.sample(with_task(X, THIS), generator)
+
     def hyperparameters(self) -> dict[str, float]:
         return self.base.hyperparameters()
 

@@ -161,3 +161,27 @@ def test_with_outcome_constraints_only_feasible_recipes_count():
     values = np.array([[80, 22, 0.9, 0.95], [90, 21, 1.0, 0.5], [70, 23, 0.8, np.nan]])
     out = feasible_only(cfg, values)
     assert np.isfinite(out[0]).all() and np.isnan(out[1]).all() and np.isnan(out[2]).all()  # unknown is not feasible
+
+
+def test_parallel_cells_equal_a_serial_run(gp_config):
+    """--workers: (strategy, seed) cells in forked processes give exactly the serial run's results."""
+    settings = BenchmarkSettings(("botorch", "random", "tpe"), (0, 1), n_initial=4, batches=2, batch_size=2)
+    serial = run_benchmark(virtual_lab_problem(gp_config), settings, workers=1)
+    parallel = run_benchmark(virtual_lab_problem(gp_config), settings, workers=2)
+    key = ["strategy", "seed", "batch", "n_experiments", "hypervolume", "feasible"]
+    assert serial.frame()[key].equals(parallel.frame()[key])
+    assert serial.best_hypervolume == parallel.best_hypervolume
+
+
+@pytest.mark.parametrize("name, rows", [("suzuki_flow", 74), ("lnp_formulation", 768)])
+def test_public_problems_load_and_run(name, rows):
+    """The public lookup tables under benchmarks/problems: valid configs, one row per recipe, a short run."""
+    from tests.conftest import ROOT
+
+    folder = ROOT / "benchmarks" / "problems" / name
+    assert (folder / "PROVENANCE.md").read_text().count("Licence") == 1
+    problem = lookup_problem(load_config(folder / "config.yaml"), folder / "table.csv")
+    assert len(problem.pool) == rows
+    res = run_benchmark(problem, BenchmarkSettings(("random",), (0, 1), n_initial=4, batches=2, batch_size=3))
+    frame = res.frame()
+    assert frame.hypervolume.between(0, 1).all() and frame.groupby("seed").hypervolume.is_monotonic_increasing.all()

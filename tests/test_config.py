@@ -18,7 +18,8 @@ def test_seed_config_matches_design_contract():
     t = cfg.input("temperature_c")
     assert isinstance(t, ContinuousInput) and (t.lower, t.upper) == (400, 800)
     k = cfg.input("k_ratio")
-    assert isinstance(k, ContinuousInput) and (k.lower, k.upper) == (0, 4)
+    # a carbonate's dose ranges 0.1-4; 0 (no carbonate) is the value the condition below sets
+    assert isinstance(k, ContinuousInput) and (k.lower, k.upper) == (0.1, 4)
     carb = cfg.input("carbonate")
     assert isinstance(carb, CategoricalInput) and carb.choices == ("none", "K2CO3", "Na2CO3", "Cs2CO3")
     assert cfg.input("addition").choices == ("internal", "external")
@@ -45,7 +46,7 @@ def _write(tmp_path: Path, mutate) -> Path:
         (lambda r: r.update(inputz=[]), r"inputz: unknown key \(did you mean 'inputs'\?\)"),
         (lambda r: r["inputs"][0].update(lower=900), r"lower \(900.0\) must be below upper"),
         (lambda r: r["conditions"][0]["when"].update(carbonat="none"), r"'carbonat' is not a categorical input \(did you mean 'carbonate'\?\)"),
-        (lambda r: r["conditions"][0]["set"].update(k_ratio=9), r"k_ratio=9.0 lies outside \[0.0, 4.0\]"),
+        (lambda r: r["conditions"][0]["set"].update(k_ratio=9), r"k_ratio=9.0 lies above \[0.1, 4.0\]"),
         (lambda r: r["targets"][0].update(reference=150), r"reference 150.0 lies outside"),
         (lambda r: r["inputs"][2].update(choices=["none"]), r"inputs\.2.*choices must be at least two"),
         (lambda r: r["acquisition"].update(restarts=0), r"acquisition\.restarts"),
