@@ -6,13 +6,13 @@ STAMP := $(VENV)/.kiln-installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast ui clean
+.PHONY: setup browser demo lint test test-fast ui clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0   # the local CPU wheel; must come before botorch
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,peers]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,7 +26,11 @@ demo: setup
 	$(BIN)/kiln suggest -n 4
 	$(BIN)/kiln history
 
-test: setup browser
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+test: setup browser lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

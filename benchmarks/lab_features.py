@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimize.benchmark import BenchmarkSettings, BoTorchStrategy, _CLASSES, run_benchmark, virtual_lab_problem  # noqa: E402
+from optimize.benchmark import BenchmarkSettings, BoTorchStrategy, register, run_benchmark, virtual_lab_problem  # noqa: E402
 from optimize.campaign import Campaign  # noqa: E402  (for the type annotation)
 from optimize.config import Furnace, OutcomeConstraint, load_config  # noqa: E402
 
@@ -47,7 +47,9 @@ class UnconstrainedBoTorch(BoTorchStrategy):
 def gp_config():
     """The seed config with GP models only (``gp-onehot``): the product loop these benchmarks run."""
     cfg = load_config(ROOT / "configs" / "cspbbr3_sio2.yaml")
-    return cfg.model_copy(update={"models": cfg.models.model_copy(update={"candidates": ("gp-onehot",), "importance_repeats": 1})})
+    return cfg.model_copy(
+        update={"models": cfg.models.model_copy(update={"candidates": ("gp-onehot",), "importance_repeats": 1})}
+    )
 
 
 def _recording(problem):
@@ -77,7 +79,8 @@ def _final(result, strategy: str) -> dict:
     last = [r for r in result.rows if r["strategy"] == strategy and r["batch"] == max(x["batch"] for x in result.rows)]
     hv = [r["hypervolume"] for r in last]
     return {
-        "hv_median": statistics.median(hv), "hv": hv,
+        "hv_median": statistics.median(hv),
+        "hv": hv,
         "feasible_median": statistics.median(r["feasible"] for r in last),
         "furnace_runs_median": statistics.median(r["furnace_runs"] for r in last),  # 0 without a furnace setting
         "seconds_median": statistics.median(r["seconds"] for r in last),
@@ -104,7 +107,9 @@ def main() -> None:
     base = gp_config()
     out: dict = {}
     if args.only in (None, "furnace"):
-        furnace = base.model_copy(update={"acquisition": base.acquisition.model_copy(update={"furnace": Furnace(input="temperature_c")})})
+        furnace = base.model_copy(
+            update={"acquisition": base.acquisition.model_copy(update={"furnace": Furnace(input="temperature_c")})}
+        )
         runs = {}
         for arm, cfg in (("free", base), ("furnace", furnace)):
             problem, temperatures = _recording(virtual_lab_problem(cfg))
@@ -112,25 +117,39 @@ def main() -> None:
             runs[arm] = _furnace_runs(temperatures, settings)
             out[f"furnace/{arm}"]["furnace_runs"] = [r[-1] for r in runs[arm]]
             out[f"furnace/{arm}"]["furnace_runs_median"] = statistics.median(r[-1] for r in runs[arm])
-            print(f"furnace/{arm}: hv {[round(h, 3) for h in out[f'furnace/{arm}']['hv']]}", file=sys.stderr, flush=True)
+            print(
+                f"furnace/{arm}: hv {[round(h, 3) for h in out[f'furnace/{arm}']['hv']]}", file=sys.stderr, flush=True
+            )
         budget = int(out["furnace/furnace"]["furnace_runs_median"])
         for arm in runs:
             within = _within(out[f"furnace/{arm}"]["rows"], runs[arm], budget)
-            out[f"furnace/{arm}"].update(budget=budget, hv_within_budget=within, hv_within_budget_median=statistics.median(within))
+            out[f"furnace/{arm}"].update(
+                budget=budget, hv_within_budget=within, hv_within_budget_median=statistics.median(within)
+            )
     if args.only in (None, "constraints"):
         constrained = base.model_copy(update={"outcome_constraints": BOUNDS})
-        _CLASSES[UnconstrainedBoTorch.name] = UnconstrainedBoTorch
+        register(UnconstrainedBoTorch)
         both = BenchmarkSettings(("botorch", UnconstrainedBoTorch.name), tuple(range(args.seeds)), 8, 6, 4)
         result = run_benchmark(virtual_lab_problem(constrained), both)
         out["constraints/with"] = _final(result, "botorch")
         out["constraints/without"] = _final(result, UnconstrainedBoTorch.name)
-        print(f"constraints: hv {out['constraints/with']['hv']} vs {out['constraints/without']['hv']}", file=sys.stderr, flush=True)
+        print(
+            f"constraints: hv {out['constraints/with']['hv']} vs {out['constraints/without']['hv']}",
+            file=sys.stderr,
+            flush=True,
+        )
     args.out.write_text(json.dumps(out, indent=1))
-    print(f"| comparison (median over {args.seeds} seeds) | hypervolume / best after 32 experiments | feasible recipes | furnace runs | hypervolume within the furnace arm's runs | proposal s |")
+    print(
+        f"| comparison (median over {args.seeds} seeds) | hypervolume / best after 32 experiments | feasible recipes"
+        " | furnace runs | hypervolume within the furnace arm's runs | proposal s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for key, r in out.items():
         within = f"{r['hv_within_budget_median']:.3f} ({r['budget']} runs)" if "budget" in r else ""
-        print(f"| {key} | {r['hv_median']:.3f} | {r['feasible_median']:.0f} | {r['furnace_runs_median']:.0f} | {within} | {r['seconds_median']:.0f} |")
+        print(
+            f"| {key} | {r['hv_median']:.3f} | {r['feasible_median']:.0f} | {r['furnace_runs_median']:.0f}"
+            f" | {within} | {r['seconds_median']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def simulated_campaign(config, n: int, seed: int = 0):
 
 
 def _gp_only(config, warm_start: bool = False):
-    return config.model_copy(update={"models": config.models.model_copy(update={"candidates": ("gp-onehot",), "warm_start": warm_start})})
+    return config.model_copy(
+        update={"models": config.models.model_copy(update={"candidates": ("gp-onehot",), "warm_start": warm_start})}
+    )
 
 
 def worker(kind: str, n: int, q: int, seed: int) -> dict:
@@ -79,7 +81,9 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
 
         previous = FittedModels.from_json(json.loads(cached.read_text()))
         grown = simulated_campaign(config, n + 8, seed)
-        assert grown.experiments.iloc[:n][list(config.input_names)].equals(campaign.experiments[list(config.input_names)])
+        assert grown.experiments.iloc[:n][list(config.input_names)].equals(
+            campaign.experiments[list(config.input_names)]
+        )
         t0 = time.perf_counter()
         fitted, _ = select_models(grown, warm=previous, reselect=False)
         out["seconds"] = time.perf_counter() - t0
@@ -173,7 +177,11 @@ def main() -> None:
     ap.add_argument("--baseline-repeats", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency.json")
-    ap.add_argument("--kinds", default="retrain,ingest,fit-gp,fit-gp-warm,suggest,baseline", help="jobs to run (suggest and ingest read the retrain jobs' cached models)")
+    ap.add_argument(
+        "--kinds",
+        default="retrain,ingest,fit-gp,fit-gp-warm,suggest,baseline",
+        help="jobs to run (suggest and ingest read the retrain jobs' cached models)",
+    )
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -186,7 +194,11 @@ def main() -> None:
     for n in ns:
         jobs += [("retrain", n, 0), ("ingest", n, 0), ("fit-gp", n, 0), ("fit-gp-warm", n, 0)]
         jobs += [("suggest", n, q) for q in qs]
-        jobs += [("baseline", n, q) for q in (int(x) for x in args.baseline_q.split(",")) if n in {int(x) for x in args.baseline_n.split(",")}]
+        jobs += [
+            ("baseline", n, q)
+            for q in (int(x) for x in args.baseline_q.split(","))
+            if n in {int(x) for x in args.baseline_n.split(",")}
+        ]
     kinds = set(args.kinds.split(","))
     jobs = [j for j in jobs if j[0] in kinds]
     rows = []
@@ -195,7 +207,11 @@ def main() -> None:
             r = measure(kind, n, q, seed, args.timeout)
             rows.append(r)
             args.out.write_text(json.dumps(rows, indent=1))  # after every job: an interrupted run keeps its results
-            print(f"{kind:8s} n={n:4d} q={q:2d} seed={seed}: {r.get('seconds')} s, {r.get('peak_mb', 0):.0f} MB", file=sys.stderr, flush=True)
+            print(
+                f"{kind:8s} n={n:4d} q={q:2d} seed={seed}: {r.get('seconds')} s, {r.get('peak_mb', 0):.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
     print(table(rows))
 
 
@@ -209,7 +225,10 @@ def table(rows: list[dict]) -> str:
         med = f"{statistics.median(secs):.1f}" if len(secs) == len(g) else f"> {g[0]['timeout']:.0f} (timeout)"
         mb = statistics.median([r.get("peak_mb", 0) for r in g])
         models = ", ".join(f"{k} {v}" for k, v in g[0].get("models", {}).items())
-        lines.append(f"| {kind} | {n} | {q if kind in ('suggest', 'baseline') else ''} | {med} | {len(g)} | {mb:.0f} | {models} |")
+        lines.append(
+            f"| {kind} | {n} | {q if kind in ('suggest', 'baseline') else ''} | {med} | {len(g)}"
+            f" | {mb:.0f} | {models} |"
+        )
     return "\n".join(lines)
 
 

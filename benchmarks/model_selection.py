@@ -19,13 +19,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def table(fitted) -> str:
-    labels = list(dict.fromkeys(l for r in fitted.reports.values() for l in r.cv))
-    lines = ["| target | rows | " + " | ".join(f"{l} RMSE / NLPD / cov90" for l in labels) + " | chosen |",
-             "|---|---:|" + "---|" * len(labels) + "---|"]
+    labels = list(dict.fromkeys(label for r in fitted.reports.values() for label in r.cv))
+    lines = [
+        "| target | rows | " + " | ".join(f"{label} RMSE / NLPD / cov90" for label in labels) + " | chosen |",
+        "|---|---:|" + "---|" * len(labels) + "---|",
+    ]
     for r in fitted.reports.values():
         cells = []
-        for l in labels:
-            sc = r.cv.get(l)
+        for label in labels:
+            sc = r.cv.get(label)
             cells.append("-" if sc is None else f"{sc['rmse']:.3g} / {sc['nlpd']:.3g} / {sc['coverage90']:.2f}")
         lines.append(f"| {r.target} | {r.n_rows} | " + " | ".join(cells) + f" | {r.chosen} |")
     return "\n".join(lines)
@@ -33,8 +35,8 @@ def table(fitted) -> str:
 
 def main() -> None:
     import torch
-
     from latency import simulated_campaign
+
     from optimize.campaign import load_campaign
     from optimize.config import load_config
     from optimize.models import select_models
@@ -43,7 +45,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     args = ap.parse_args()
     config = load_config(ROOT / "configs" / "cspbbr3_sio2.yaml")
-    for name, campaign in (("seed data (He et al. 2023)", load_campaign(config)), (f"virtual lab, {args.n} rows", simulated_campaign(config, args.n))):
+    for name, campaign in (
+        ("seed data (He et al. 2023)", load_campaign(config)),
+        (f"virtual lab, {args.n} rows", simulated_campaign(config, args.n)),
+    ):
         torch.manual_seed(0)
         t0 = time.perf_counter()
         fitted, _ = select_models(campaign)

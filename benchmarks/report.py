@@ -1,7 +1,7 @@
 """Turn ``kiln benchmark --format json`` output into a Markdown table and a PNG of the curves.
 
-    kiln benchmark --format json > run.json
-    python benchmarks/report.py run.json --png benchmarks/hypervolume_curves.png
+kiln benchmark --format json > run.json
+python benchmarks/report.py run.json --png benchmarks/hypervolume_curves.png
 """
 
 from __future__ import annotations
@@ -26,13 +26,19 @@ def markdown(doc: dict) -> str:
     lines = [head, "|---:|" + "---:|" * len(names)]
     for b in batches:
         n = by[(names[0], b)]["n_experiments"]
-        cells = [f"{by[(s, b)]['hv_median']:.3f} [{by[(s, b)]['hv_q25']:.3f}, {by[(s, b)]['hv_q75']:.3f}]" for s in names]
+        cells = [
+            f"{by[(s, b)]['hv_median']:.3f} [{by[(s, b)]['hv_q25']:.3f}, {by[(s, b)]['hv_q75']:.3f}]" for s in names
+        ]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     for level in (0.5, 0.7, 0.9):
         cells = [f"{experiments_to_reach(rows, s, level):g}" for s in names]
         lines.append(f"| experiments to {level:.0%} (median) | " + " | ".join(cells) + " |")
     last = batches[-1]
-    lines.append("| wall time of all proposals, s (median) | " + " | ".join(f"{by[(s, last)]['seconds_median']:.1f}" for s in names) + " |")
+    lines.append(
+        "| wall time of all proposals, s (median) | "
+        + " | ".join(f"{by[(s, last)]['seconds_median']:.1f}" for s in names)
+        + " |"
+    )
     return "\n".join(lines)
 
 
@@ -47,7 +53,9 @@ def main() -> None:
     if args.png:
         from optimize.plots import benchmark_figure
 
-        fig = benchmark_figure(doc["summary"], args.title or f"{doc['problem']}: median and IQR over {len(doc['settings']['seeds'])} seeds")
+        fig = benchmark_figure(
+            doc["summary"], args.title or f"{doc['problem']}: median and IQR over {len(doc['settings']['seeds'])} seeds"
+        )
         fig.savefig(args.png, dpi=120)
 
 

@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimize.benchmark import BenchmarkSettings, experiments_to_reach, run_benchmark, virtual_lab_problem  # noqa: E402
 from lab_features import gp_config  # noqa: E402  (same directory: the same product-loop config)
+
+from optimize.benchmark import BenchmarkSettings, experiments_to_reach, run_benchmark, virtual_lab_problem  # noqa: E402
 from optimize.config import Prior  # noqa: E402
 from optimize.virtual_lab import VirtualLab  # noqa: E402
 
@@ -92,7 +93,13 @@ def main() -> None:
     ap.add_argument("--labs", default=",".join(LABS), help="comma-separated: " + ", ".join(LABS))
     ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated: " + ", ".join(ARMS))
     ap.add_argument("--runs-out", type=Path, default=None, help="write the raw runs here (to --merge later)")
-    ap.add_argument("--merge", type=Path, nargs="*", default=None, help="summarize raw runs written by --runs-out instead of running")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="summarize raw runs written by --runs-out instead of running",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "transfer.json")
     args = ap.parse_args()
     if args.merge:

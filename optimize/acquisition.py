@@ -108,11 +108,27 @@ def _round(X: Tensor, steps: dict[int, float], encoder) -> Tensor:
     return X
 
 
+def combo_points(base: Tensor, combos: list[Combo], encoder) -> Tensor:
+    """The continuous points ``base`` (``k x c``, one column per continuous feature) under every combination:
+    ``(len(combos) * k) x d``, combination-major."""
+    d = len(encoder.features)
+    parts = []
+    for combo in combos:
+        X = torch.zeros(len(base), d, dtype=torch.double)
+        X[:, encoder.cont_dims] = base
+        for j, v in combo.fixed.items():
+            X[:, j] = v
+        parts.append(X)
+    return torch.cat(parts)
+
+
 def _is_duplicate(x: Tensor, others: Tensor, cont_dims: list[int], cat_dims: list[int], tol: float) -> bool:
     """``x`` (``d``) matches a row of ``others`` (``m x d``): same categories, continuous within ``tol``."""
     if others.numel() == 0:
         return False
-    same_cat = (others[:, cat_dims] == x[cat_dims]).all(dim=-1) if cat_dims else torch.ones(len(others), dtype=torch.bool)
+    same_cat = (
+        (others[:, cat_dims] == x[cat_dims]).all(dim=-1) if cat_dims else torch.ones(len(others), dtype=torch.bool)
+    )
     close = (others[:, cont_dims] - x[cont_dims]).abs().max(dim=-1).values <= tol
     return bool((same_cat & close).any())
 
@@ -144,7 +160,13 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     def sampler(step: int) -> SobolQMCNormalSampler:
         return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
 
-    if settings.kind in ("qlogehvi", "thompson", "portfolio"):  # (thompson: only in furnace batches, see propose)
+    if settings.kind in (
+        "qlogehvi",
+        "thompson",
+        "portfolio",
+        "tsparego",
+        "portfolio-parego",
+    ):  # (thompson: only in furnace batches, see propose)
 
         def front(X: Tensor) -> Tensor:
             """Objective values (``k x m``) of the posterior means at ``X`` that meet every constraint."""
@@ -167,15 +189,27 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
             Y = believed(pending)
             partitioning = FastNondominatedPartitioning(ref_point=ref, Y=Y[is_non_dominated(Y)])
             return qLogExpectedHypervolumeImprovement(
-                model=model, ref_point=ref.tolist(), partitioning=partitioning, sampler=sampler(step), objective=objective, **shared,
+                model=model,
+                ref_point=ref.tolist(),
+                partitioning=partitioning,
+                sampler=sampler(step),
+                objective=objective,
+                **shared,
             )
 
     elif settings.kind == "qlognehvi":
 
         def build(pending: Tensor | None, step: int):
             return qLogNoisyExpectedHypervolumeImprovement(
-                model=model, ref_point=ref.tolist(), X_baseline=X_baseline, sampler=sampler(step), objective=objective,
-                X_pending=pending, prune_baseline=True, cache_root=False, **shared,
+                model=model,
+                ref_point=ref.tolist(),
+                X_baseline=X_baseline,
+                sampler=sampler(step),
+                objective=objective,
+                X_pending=pending,
+                prune_baseline=True,
+                cache_root=False,
+                **shared,
             )
 
     else:
@@ -183,8 +217,15 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
         def build(pending: Tensor | None, step: int):
             weights = sample_simplex(m, dtype=torch.double, seed=seed + 7919 * step).squeeze(0)
             return qLogNParEGO(
-                model=model, X_baseline=X_baseline, scalarization_weights=weights, sampler=sampler(step),
-                objective=objective, X_pending=pending, prune_baseline=True, cache_root=False, **shared,
+                model=model,
+                X_baseline=X_baseline,
+                scalarization_weights=weights,
+                sampler=sampler(step),
+                objective=objective,
+                X_pending=pending,
+                prune_baseline=True,
+                cache_root=False,
+                **shared,
             )
 
     return build
@@ -227,7 +268,9 @@ def outcome_constraints(config: CampaignConfig, fitted: FittedModels) -> list:
     return out
 
 
-def suggest_recipes(campaign, fitted: FittedModels, n: int, seed: int, pool: pd.DataFrame | None = None) -> tuple[pd.DataFrame, Proposal]:
+def suggest_recipes(
+    campaign, fitted: FittedModels, n: int, seed: int, pool: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, Proposal]:
     """``n`` new recipes for a campaign (a frame of inputs in raw units) and the proposal behind them.
 
     The campaign's experiments are the baseline (the prior campaign's recipes while it has none, so
@@ -279,11 +322,24 @@ def propose(
     combos = enumerate_combos(config, encoder)
     build = _acqf_builder(config, fitted, baseline, seed)
     search = _Search(config, fitted, X_measured, X_pending, seed)
-    if settings.kind in ("thompson", "portfolio") and settings.furnace is None:
+    if settings.kind in ("thompson", "portfolio", "tsparego", "portfolio-parego") and settings.furnace is None:
         # portfolio: the first half of the batch by qLogEHVI (exploit), the rest by Thompson sampling (explore)
-        n_ehvi = (n + 1) // 2 if settings.kind == "portfolio" else 0
-        X1, v1 = search.greedy(build, combos, n_ehvi) if n_ehvi else (torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0))
-        X2, v2 = _thompson(config, fitted, combos, baseline, torch.cat([X_pending.reshape(-1, X1.shape[-1]), X1]), X_measured, n - n_ehvi, seed)
+        n_ehvi = (n + 1) // 2 if settings.kind.startswith("portfolio") else 0
+        X1, v1 = (
+            search.greedy(build, combos, n_ehvi)
+            if n_ehvi
+            else (torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0))
+        )
+        X2, v2 = _thompson(
+            config,
+            fitted,
+            combos,
+            baseline,
+            torch.cat([X_pending.reshape(-1, X1.shape[-1]), X1]),
+            X_measured,
+            n - n_ehvi,
+            seed,
+        )
         return Proposal(torch.cat([X1, X2]), np.concatenate([v1, v2]), settings.kind)
     furnace = settings.furnace
     if furnace is None:
@@ -313,7 +369,9 @@ def propose(
 class _Search:
     """Sequential greedy search over the combinations (raw Sobol scoring, L-BFGS polish, rounding)."""
 
-    def __init__(self, config: CampaignConfig, fitted: FittedModels, X_measured: Tensor, X_pending: Tensor, seed: int) -> None:
+    def __init__(
+        self, config: CampaignConfig, fitted: FittedModels, X_measured: Tensor, X_pending: Tensor, seed: int
+    ) -> None:
         self.config, self.encoder = config, fitted.encoder
         self.X_measured, self.X_pending, self.seed = X_measured, X_pending, seed
         self.steps = _steps(config, self.encoder)
@@ -323,36 +381,39 @@ class _Search:
         # A gradient-boosting target has no gradients: score a 4x larger pool instead of polishing
         # (polishing on the GP targets' gradients alone cost 5x the time for 2 GBM targets: 28 s vs 5 s).
         self.polish = fitted.differentiable
-        self.n_raw = config.acquisition.raw_samples_per_combo * (1 if fitted.differentiable else POOL_FACTOR_WITHOUT_GRADIENTS)
+        self.n_raw = config.acquisition.raw_samples_per_combo * (
+            1 if fitted.differentiable else POOL_FACTOR_WITHOUT_GRADIENTS
+        )
 
     def ranked(self, acqf, combos: list[Combo], avoid: Tensor, step: int) -> tuple[Tensor, Tensor]:
         """Candidates (``k x d``, on the steps) and their values, best first, not duplicating ``avoid``."""
         settings, enc = self.config.acquisition, self.encoder
-        cont_dims, cat_dims, d = enc.cont_dims, enc.cat_dims, len(enc.features)
+        cont_dims, cat_dims = enc.cont_dims, enc.cat_dims
         # 1. score Sobol points of the continuous inputs under every combination (already on the steps)
         base = self.sobol.draw(self.n_raw).to(torch.double)
-        raw = []
-        for combo in combos:
-            Xc = torch.zeros(len(base), d, dtype=torch.double)
-            Xc[:, cont_dims] = base
-            for j, v in combo.fixed.items():
-                Xc[:, j] = v
-            raw.append(Xc)
-        X_raw = _round(torch.cat(raw), self.steps, enc)
+        X_raw = _round(combo_points(base, combos, enc), self.steps, enc)
         v_raw = _evaluate(acqf, X_raw)
         pool, pool_v = X_raw, v_raw
         # 2. polish the best starts, grouped by which features they hold fixed, round again
         if self.polish:
             top = torch.argsort(v_raw, descending=True)[: settings.restarts]
             combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
-            polished = _round(_polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter), self.steps, enc)
+            polished = _round(
+                _polish(acqf, X_raw[top], [combos[i] for i in combo_of[top].tolist()], settings.maxiter),
+                self.steps,
+                enc,
+            )
             pool, pool_v = torch.cat([polished, X_raw]), torch.cat([_evaluate(acqf, polished), v_raw])
         # 3. drop candidates that duplicate a measured, pending or chosen recipe
         order = torch.argsort(pool_v, descending=True).tolist()
-        keep = [k for k in order if not _is_duplicate(pool[k], avoid, cont_dims, cat_dims, settings.duplicate_tolerance)]
+        keep = [
+            k for k in order if not _is_duplicate(pool[k], avoid, cont_dims, cat_dims, settings.duplicate_tolerance)
+        ]
         return pool[keep], pool_v[keep]
 
-    def greedy(self, build, combos: list[Combo], n: int, shared: tuple[int, float, int] | None = None) -> tuple[Tensor, np.ndarray]:
+    def greedy(
+        self, build, combos: list[Combo], n: int, shared: tuple[int, float, int] | None = None
+    ) -> tuple[Tensor, np.ndarray]:
         """``n`` recipes (``n x d``) chosen one at a time, each believed pending for the next.
 
         ``shared = (j, v, k)``: feature ``j`` starts at value ``v`` and takes at most ``k`` distinct
@@ -362,7 +423,11 @@ class _Search:
         chosen: list[Tensor] = []
         values: list[float] = []
         for step in range(n):
-            pending = torch.cat([self.X_pending, *[c.unsqueeze(0) for c in chosen]]) if (len(self.X_pending) or chosen) else None
+            pending = (
+                torch.cat([self.X_pending, *[c.unsqueeze(0) for c in chosen]])
+                if (len(self.X_pending) or chosen)
+                else None
+            )
             avoid = torch.cat([self.X_measured, self.X_pending.reshape(-1, d), *[c.unsqueeze(0) for c in chosen]])
             step_combos = combos
             if shared is not None:
@@ -386,11 +451,16 @@ def _thompson(config, fitted, combos, X_baseline: Tensor, X_pending: Tensor, X_m
         return torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0)
     per_combo = CANDIDATES_PER_RAW_SAMPLE * config.acquisition.raw_samples_per_combo
     draw = sobol_candidates(config, fitted.encoder, combos, per_combo, seed + 1)
-    X, values = thompson_batch(config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw)
+    scalarize = config.acquisition.kind in ("tsparego", "portfolio-parego")
+    X, values = thompson_batch(
+        config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw, scalarize
+    )
     return X, values.numpy()
 
 
-def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_pool: Tensor, n: int, seed: int, X_baseline: Tensor) -> Proposal:
+def _propose_from_pool(
+    config, fitted, X_measured: Tensor, X_pending: Tensor, X_pool: Tensor, n: int, seed: int, X_baseline: Tensor
+) -> Proposal:
     """Sequential greedy choice among the rows of ``X_pool`` (``k x d``) not yet measured or pending."""
     encoder = fitted.encoder
     cont_dims, cat_dims = encoder.cont_dims, encoder.cat_dims
@@ -408,7 +478,9 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
     chosen, values = [], []
     build = _acqf_builder(config, fitted, X_baseline, seed)
     for step in range(n_greedy):
-        pending = torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
+        pending = (
+            torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
+        )
         acqf = build(pending, step)
         cand = [i for i in free if i not in chosen]
         v = _evaluate(acqf, X_pool[cand])
@@ -421,7 +493,9 @@ def _propose_from_pool(config, fitted, X_measured: Tensor, X_pending: Tensor, X_
 
         X_free = X_pool[[i for i in free if i not in chosen]]
         pending = torch.cat([X_pending.reshape(-1, d), X])
-        X_ts, v_ts = thompson_batch(config, fitted, X_baseline, pending, torch.cat([taken, X]), n - n_greedy, seed, lambda step: X_free)
+        X_ts, v_ts = thompson_batch(
+            config, fitted, X_baseline, pending, torch.cat([taken, X]), n - n_greedy, seed, lambda step: X_free
+        )
         X, values = torch.cat([X, X_ts]), [*values, *v_ts.tolist()]
     return Proposal(X, np.array(values), kind)
 
@@ -454,7 +528,9 @@ def _polish(acqf, starts: Tensor, start_combos: list[Combo], maxiter: int) -> Te
     return torch.cat(out)
 
 
-def _sobol_design(config: CampaignConfig, encoder, X_measured: Tensor, X_pending: Tensor, n: int, seed: int) -> Proposal:
+def _sobol_design(
+    config: CampaignConfig, encoder, X_measured: Tensor, X_pending: Tensor, n: int, seed: int
+) -> Proposal:
     """Space-filling start for a campaign whose targets have no data yet: Sobol points, combos cycled."""
     combos = enumerate_combos(config, encoder)
     cont_dims = encoder.cont_dims

@@ -125,7 +125,8 @@ def load_prior(config: CampaignConfig) -> PriorData | None:
     paths = _batch_files(config.prior_path)
     if not paths:
         raise DataError(
-            str(config.prior_path / BATCHES), "the prior campaign has no batch files (NNN_name.csv)",
+            str(config.prior_path / BATCHES),
+            "the prior campaign has no batch files (NNN_name.csv)",
             "point prior.data_dir in the campaign YAML at another campaign's data folder, or remove 'prior'",
         )
     frames, files = _parse_batches(config, [(p, p.read_bytes()) for p in paths])
@@ -133,7 +134,10 @@ def load_prior(config: CampaignConfig) -> PriorData | None:
 
 
 def campaign_from_batches(
-    config: CampaignConfig, batches: list[tuple[Path, bytes]], ledger: pd.DataFrame | None = None, prior: PriorData | None = None,
+    config: CampaignConfig,
+    batches: list[tuple[Path, bytes]],
+    ledger: pd.DataFrame | None = None,
+    prior: PriorData | None = None,
 ) -> Campaign:
     """A campaign from batch files' ``(path, bytes)``, validated as on disk (also used in memory by benchmarks)."""
     frames, files = _parse_batches(config, batches)
@@ -142,7 +146,9 @@ def campaign_from_batches(
     return Campaign(config, _experiments(config, frames), tuple(files), ledger, prior)
 
 
-def _parse_batches(config: CampaignConfig, batches: list[tuple[Path, bytes]]) -> tuple[list[pd.DataFrame], tuple[BatchFile, ...]]:
+def _parse_batches(
+    config: CampaignConfig, batches: list[tuple[Path, bytes]]
+) -> tuple[list[pd.DataFrame], tuple[BatchFile, ...]]:
     frames, files, ids = [], [], []
     for path, data in batches:
         frame = parse_table(data, config, str(path), existing_ids=ids)
@@ -167,7 +173,9 @@ def _read_ledger(config: CampaignConfig) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        raise DataError(str(path), f"ledger columns {missing} are missing", "restore the file from version control", row=1)
+        raise DataError(
+            str(path), f"ledger columns {missing} are missing", "restore the file from version control", row=1
+        )
     for inp in config.inputs:
         if isinstance(inp, ContinuousInput):
             frame[inp.name] = frame[inp.name].astype(float)
@@ -187,7 +195,11 @@ def ingest_batch(config: CampaignConfig, file: Path) -> BatchFile:
         campaign = load_campaign(config)
         for b in campaign.batches:
             if b.sha256 == digest:
-                raise DataError(str(file), f"this batch was already ingested as {b.path.name}", "nothing to do; ingest only new batches")
+                raise DataError(
+                    str(file),
+                    f"this batch was already ingested as {b.path.name}",
+                    "nothing to do; ingest only new batches",
+                )
         frame = parse_table(data, config, str(file), existing_ids=campaign.experiments[ID])
         numbers = [int(_BATCH_NAME.match(b.path.name).group(1)) for b in campaign.batches]
         target = config.data_path / BATCHES / f"{max(numbers, default=-1) + 1:03d}_{digest[:12]}.csv"
@@ -206,7 +218,11 @@ def record_suggestions(config: CampaignConfig, rows: pd.DataFrame) -> Path:
     path = config.data_path / LEDGER
     with campaign_lock(config.data_path):
         old = _read_ledger(config)
-        new = pd.concat([old, rows[ledger_columns(config)]], ignore_index=True) if len(old) else rows[ledger_columns(config)]
+        new = (
+            pd.concat([old, rows[ledger_columns(config)]], ignore_index=True)
+            if len(old)
+            else rows[ledger_columns(config)]
+        )
         atomic_write(path, csv_bytes(new))
     return path
 

@@ -31,7 +31,9 @@ app = typer.Typer(
 @app.callback()
 def main(
     ctx: typer.Context,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only results and errors: no progress, paths or timings on stderr")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="only results and errors: no progress, paths or timings on stderr")
+    ] = False,
 ) -> None:
     ctx.obj = Console(stderr=True, quiet=quiet)
     if quiet:  # MLflow announces store migrations and runs through logging
@@ -118,11 +120,14 @@ def suggest(
         table.add_column(f"{t.name} ({t.short})", justify="right")
     for s in result.suggestions:
         preds = [
-            "" if p["mean"] is None else f"{p['mean']:.3g} ± {p['std']:.2g}" for p in (s.predicted[t] for t in cfg.target_names)
+            "" if p["mean"] is None else f"{p['mean']:.3g} ± {p['std']:.2g}"
+            for p in (s.predicted[t] for t in cfg.target_names)
         ]
         table.add_row(s.id, *[_fmt(s.inputs[k]) for k in cfg.input_names], *preds)
     Console().print(table)
-    _err(ctx).print(f"template: {result.template}\nMLflow run: {result.mlflow_run_id}  ({result.seconds['total']:.1f} s)")
+    _err(ctx).print(
+        f"template: {result.template}\nMLflow run: {result.mlflow_run_id}  ({result.seconds['total']:.1f} s)"
+    )
 
 
 @app.command()
@@ -131,7 +136,9 @@ def ingest(
     file: Annotated[Path, typer.Argument(help="filled batch CSV (e.g. a template from kiln suggest)")],
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
-    retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="refit the models now (else the next suggest does)")] = True,
+    retrain: Annotated[
+        bool, typer.Option("--retrain/--no-retrain", help="refit the models now (else the next suggest does)")
+    ] = True,
 ) -> None:
     """Validate a filled batch, add it to the campaign (append-only), retrain and log to MLflow."""
     from optimize.service import ingest as run_ingest
@@ -169,8 +176,13 @@ def _print_retrain(ctx: typer.Context, result) -> None:
         for i, (label, sc) in enumerate(r.cv.items()):
             mark = "* " if label == r.chosen else "  "
             table.add_row(
-                r.target if i == 0 else "", mark + label, str(r.n_rows) if i == 0 else "",
-                _fmt(sc["rmse"]), _fmt(sc["nlpd"]), _fmt(sc["coverage90"]), end_section=i == len(r.cv) - 1,
+                r.target if i == 0 else "",
+                mark + label,
+                str(r.n_rows) if i == 0 else "",
+                _fmt(sc["rmse"]),
+                _fmt(sc["nlpd"]),
+                _fmt(sc["coverage90"]),
+                end_section=i == len(r.cv) - 1,
             )
     console.print(table)
     for r in result.targets:
@@ -214,13 +226,27 @@ def predict(
 def benchmark(
     ctx: typer.Context,
     oracle: Annotated[str | None, typer.Option(help="simulator FILE.py[:FUNC] with measure(recipe) -> dict")] = None,
-    lookup: Annotated[Path | None, typer.Option(help="CSV of recipes with their measured targets (a discrete pool)")] = None,
-    strategies: Annotated[str, typer.Option(help="comma-separated: botorch, random, sobol, tpe")] = "botorch,random,sobol,tpe",
+    lookup: Annotated[
+        Path | None, typer.Option(help="CSV of recipes with their measured targets (a discrete pool)")
+    ] = None,
+    strategies: Annotated[
+        str, typer.Option(help="comma-separated: botorch, random, sobol, tpe; peers (extra `peers`): ax, baybe")
+    ] = "botorch,random,sobol,tpe",
     seeds: Annotated[int, typer.Option(min=1, help="repetitions (seeds 0..K-1)")] = 10,
-    initial: Annotated[int, typer.Option(min=0, help="initial design size (same for every strategy; 0: start suggesting, e.g. from a prior)")] = 8,
+    initial: Annotated[
+        int,
+        typer.Option(
+            min=0, help="initial design size (same for every strategy; 0: start suggesting, e.g. from a prior)"
+        ),
+    ] = 8,
     batches: Annotated[int, typer.Option(min=1, help="batches after the initial design")] = 6,
     batch_size: Annotated[int, typer.Option(min=1, help="experiments per batch")] = 4,
-    workers: Annotated[int | None, typer.Option(min=1, help="processes running (strategy, seed) cells, one torch thread each [default: the machine's cores]")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="processes running (strategy, seed) cells, one torch thread each [default: the machine's cores]"
+        ),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -234,7 +260,14 @@ def benchmark(
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     settings = _run(BenchmarkSettings, names, tuple(range(seeds)), initial, batches, batch_size)
     total = len(names) * seeds * (batches + 1)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_err(ctx), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_err(ctx),
+        transient=True,
+    ) as bar:
         task = bar.add_task("benchmark", total=total)
 
         def progress(strategy: str, seed: int, batch: int) -> None:
@@ -244,17 +277,20 @@ def benchmark(
     if format is Format.json:
         _emit_json(result.to_json())
         return
-    table = Table(title=f"{cfg.name} on {result.problem}: hypervolume / best attainable, median [IQR] over {seeds} seeds")
+    table = Table(
+        title=f"{cfg.name} on {result.problem}: hypervolume / best attainable, median [IQR] over {seeds} seeds"
+    )
     table.add_column("experiments", justify="right")
     for name in names:
         table.add_column(name, justify="right")
     by = {(r["strategy"], r["batch"]): r for r in result.summary}
     for b in range(batches + 1):
         n_exp = by[(names[0], b)]["n_experiments"]
-        table.add_row(str(n_exp), *[f"{by[(s, b)]['hv_median']:.3f} [{by[(s, b)]['hv_q25']:.2f}-{by[(s, b)]['hv_q75']:.2f}]" for s in names])
-    table.add_row(
-        "to 90 %", *[_fmt(experiments_to_reach(result.rows, s, 0.9)) for s in names], end_section=True
-    )
+        table.add_row(
+            str(n_exp),
+            *[f"{by[(s, b)]['hv_median']:.3f} [{by[(s, b)]['hv_q25']:.2f}-{by[(s, b)]['hv_q75']:.2f}]" for s in names],
+        )
+    table.add_row("to 90 %", *[_fmt(experiments_to_reach(result.rows, s, 0.9)) for s in names], end_section=True)
     table.add_row("seconds", *[f"{by[(s, batches)]['seconds_median']:.1f}" for s in names])
     Console().print(table)
     _err(ctx).print(f"MLflow run: {result.mlflow_run_id}")
@@ -265,7 +301,10 @@ def history(
     ctx: typer.Context,
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
-    plot: Annotated[Path | None, typer.Option(help="write Pareto front, progress and partial-dependence PNGs to this folder (and MLflow)")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="write Pareto front, progress and partial-dependence PNGs to this folder (and MLflow)"),
+    ] = None,
 ) -> None:
     """Experiments so far, best value per target, the measured Pareto set and pending suggestions."""
     from optimize.service import history as run_history
@@ -275,7 +314,10 @@ def history(
         return
     console = Console()
     pareto_ids = set(result.pareto["experiment_id"])
-    table = Table(title=f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version}); * = Pareto set, x = synthesis failed")
+    table = Table(
+        title=f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version});"
+        " * = Pareto set, x = synthesis failed"
+    )
     cols = ["experiment_id", "batch", *cfg.input_names, *cfg.target_names]
     for c in cols:
         table.add_column(c)
@@ -331,7 +373,9 @@ def init(
     directory: Annotated[Path, typer.Argument(help="folder for the new campaign (created)")],
     name: Annotated[str | None, typer.Option(help="campaign name (default: the folder's name)")] = None,
     template: Annotated[Path, typer.Option(help="campaign YAML to start from")] = DEFAULT_CONFIG,
-    prior: Annotated[Path | None, typer.Option(help="another campaign's data folder to learn from too, e.g. datasets/cspbbr3_sio2")] = None,
+    prior: Annotated[
+        Path | None, typer.Option(help="another campaign's data folder to learn from too, e.g. datasets/cspbbr3_sio2")
+    ] = None,
     format: FormatOpt = Format.table,
 ) -> None:
     """Start a new campaign: DIR/campaign.yaml (from the template), empty data, its own MLflow store."""
@@ -339,7 +383,9 @@ def init(
 
     path = _run(init_campaign, directory, template, name, prior)
     if format is Format.json:
-        _emit_json({"config": str(path), "data_dir": str(path.parent / "data"), "tracking_dir": str(path.parent / "mlruns")})
+        _emit_json(
+            {"config": str(path), "data_dir": str(path.parent / "data"), "tracking_dir": str(path.parent / "mlruns")}
+        )
         return
     Console().print(f"created {path}\nedit its inputs and targets, then: kiln validate-config --config {path}")
 
@@ -356,7 +402,13 @@ def validate_config(config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Form
     for key, value in result.to_json().items():
         if key in ("config", "name"):
             continue
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else ", ".join(value) if isinstance(value, list) else str(value)
+        shown = (
+            ", ".join(f"{k} {v}" for k, v in value.items())
+            if isinstance(value, dict)
+            else ", ".join(value)
+            if isinstance(value, list)
+            else str(value)
+        )
         table.add_row(key.replace("_", " "), shown or "none")
     Console().print(table)
 

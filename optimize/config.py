@@ -148,15 +148,20 @@ class Target(_Frozen):
             raise ValueError(f"target {self.name!r}: reference {self.reference} lies outside [{lo}, {hi}]")
         if self.direction == "target":
             if self.goal is None:
-                raise ValueError(f"target {self.name!r}: direction 'target' needs a goal (the value to hit, e.g. goal: 520)")
+                raise ValueError(
+                    f"target {self.name!r}: direction 'target' needs a goal (the value to hit, e.g. goal: 520)"
+                )
             if not lo <= self.goal <= hi:
                 raise ValueError(f"target {self.name!r}: goal {self.goal} lies outside [{lo}, {hi}]")
             if self.reference == self.goal:
                 raise ValueError(
-                    f"target {self.name!r}: reference must differ from the goal; its distance from the goal is the largest acceptable miss"
+                    f"target {self.name!r}: reference must differ from the goal;"
+                    " its distance from the goal is the largest acceptable miss"
                 )
         elif self.goal is not None:
-            raise ValueError(f"target {self.name!r}: goal is only for direction 'target' (got direction {self.direction!r})")
+            raise ValueError(
+                f"target {self.name!r}: goal is only for direction 'target' (got direction {self.direction!r})"
+            )
         return self
 
     def objective(self, values):
@@ -228,7 +233,9 @@ class Prior(_Frozen):
 class AcquisitionSettings(_Frozen):
     """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
 
-    kind: Literal["qlognehvi", "qlogehvi", "qlognparego", "thompson", "portfolio"] = "qlognehvi"
+    kind: Literal["qlognehvi", "qlogehvi", "qlognparego", "thompson", "portfolio", "tsparego", "portfolio-parego"] = (
+        "qlognehvi"
+    )
     mc_samples: int = Field(default=128, ge=16, le=4096)
     raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
     restarts: int = Field(default=6, ge=1, le=64)
@@ -331,14 +338,23 @@ class CampaignConfig(_Frozen):
         targets = {t.name: t for t in self.targets}
         for k, oc in enumerate(self.outcome_constraints):
             if oc.target not in targets:
-                raise ValueError(f"outcome_constraints[{k}].target: {oc.target!r} is not a target{_hint(oc.target, targets)}")
+                raise ValueError(
+                    f"outcome_constraints[{k}].target: {oc.target!r} is not a target{_hint(oc.target, targets)}"
+                )
         furnace = self.acquisition.furnace
         if furnace is not None and not isinstance(by_name.get(furnace.input), ContinuousInput):
-            raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is not a continuous input{_hint(furnace.input, by_name)}")
+            raise ValueError(
+                f"acquisition.furnace.input: {furnace.input!r} is not a continuous input{_hint(furnace.input, by_name)}"
+            )
         if furnace is not None and any(furnace.input in c.set for c in self.conditions):
-            raise ValueError(f"acquisition.furnace.input: {furnace.input!r} is fixed by a condition; share an input that every recipe sets")
+            raise ValueError(
+                f"acquisition.furnace.input: {furnace.input!r} is fixed by a condition;"
+                " share an input that every recipe sets"
+            )
         if self.prior is not None and TASK in by_name:
-            raise ValueError(f"inputs: {TASK!r} is the model input that marks prior rows; rename that input or drop 'prior'")
+            raise ValueError(
+                f"inputs: {TASK!r} is the model input that marks prior rows; rename that input or drop 'prior'"
+            )
         uses_descriptors = any(c.endswith("-descriptors") for c in self.models.candidates)
         has_descriptors = any(isinstance(i, CategoricalInput) and i.descriptors for i in self.inputs)
         if uses_descriptors and not has_descriptors:

@@ -92,7 +92,9 @@ def noise_floor(target: Target) -> float:
     return target.noise_std if target.noise_std is not None else NOISE_FLOOR_FRACTION * _span(target)
 
 
-def make_candidate(config: CampaignConfig, target: Target, label: str, gbm_params: Any = None, prior: PriorRows | None = None):
+def make_candidate(
+    config: CampaignConfig, target: Target, label: str, gbm_params: Any = None, prior: PriorRows | None = None
+):
     """An unfitted surrogate for ``target`` named by a candidate ``label`` (e.g. ``gbm-descriptors``);
     with ``prior`` rows, a :class:`~surrogate.transfer.TransferSurrogate` around it (not ``constant``)."""
     from surrogate.io import surrogate_class
@@ -100,7 +102,12 @@ def make_candidate(config: CampaignConfig, target: Target, label: str, gbm_param
 
     kind, mode = _KIND_MODE[label]
     settings: dict[str, Any] = {
-        "scale_floor": scale_floor(target), "noise_floor": noise_floor(target), "lower": target.lower, "upper": target.upper, "name": target.name, "seed": config.models.seed,
+        "scale_floor": scale_floor(target),
+        "noise_floor": noise_floor(target),
+        "lower": target.lower,
+        "upper": target.upper,
+        "name": target.name,
+        "seed": config.models.seed,
     }
     if kind == "gbm":
         settings.update(params=gbm_params, n_members=config.models.gbm_members)
@@ -204,7 +211,10 @@ class FittedModels:
 
 # ---- fitting ---------------------------------------------------------------------------------
 def select_models(
-    campaign: Campaign, score: bool = True, warm: FittedModels | None = None, reselect: bool = True,
+    campaign: Campaign,
+    score: bool = True,
+    warm: FittedModels | None = None,
+    reselect: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[FittedModels, Selection]:
     """Choose and fit a surrogate per measured target.
@@ -257,15 +267,22 @@ def select_models(
             results, cv = [], prev.cv
             note = (
                 f"kept {chosen}, chosen by cross-validation on {selected_on} rows; "
-                f"models are compared again above {math.floor(selected_on * (1 + ms.reselect_growth))} rows or on kiln retrain"
+                f"models are compared again above {math.floor(selected_on * (1 + ms.reselect_growth))} rows"
+                " or on kiln retrain"
             )
         else:
             for label in labels if compare else [fallback]:  # tune only the models that will be scored or used
                 if label.startswith("gbm") and len(y) >= 4:
                     say(f"{t.name}: tuning {label} (Optuna, {ms.tuning_trials} trials)")
                     res = tune_gbm(
-                        featurizer_for(config, _KIND_MODE[label][1]), X, y, q,
-                        n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper,
+                        featurizer_for(config, _KIND_MODE[label][1]),
+                        X,
+                        y,
+                        q,
+                        n_trials=ms.tuning_trials,
+                        seed=ms.seed,
+                        lower=t.lower,
+                        upper=t.upper,
                     )
                     tuning[f"{t.name}/{label}"] = res
                     params[label] = res.params
@@ -276,7 +293,9 @@ def select_models(
                 splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
                 for label in labels:
                     say(f"{t.name}: cross-validating {label} ({len(splits)} folds)")
-                    results.append(cross_validate(make_candidate(config, t, label, params.get(label), prior), X, y, q, splits))
+                    results.append(
+                        cross_validate(make_candidate(config, t, label, params.get(label), prior), X, y, q, splits)
+                    )
                 chosen = choose(results).label
             else:
                 chosen = fallback
@@ -284,8 +303,15 @@ def select_models(
                     note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
             cv = {r.label: asdict(r.scores) for r in results}
         if prior is not None and chosen != "constant":
-            note = "; ".join(filter(None, [note, f"learns from {len(prior.y)} rows of the prior campaign {campaign.prior.name!r} too"]))
-        say(f"{t.name}: fitting {chosen} on {len(y)} rows" + (f" and {len(prior.y)} prior rows" if prior is not None else ""))
+            note = "; ".join(
+                filter(
+                    None, [note, f"learns from {len(prior.y)} rows of the prior campaign {campaign.prior.name!r} too"]
+                )
+            )
+        say(
+            f"{t.name}: fitting {chosen} on {len(y)} rows"
+            + (f" and {len(prior.y)} prior rows" if prior is not None else "")
+        )
         model = make_candidate(config, t, chosen, params.get(chosen), prior)
         previous = warm.surrogates.get(t.name) if warm is not None and ms.warm_start else None
         if previous is not None and hasattr(model, "warm_start"):
@@ -295,7 +321,16 @@ def select_models(
         cv_results[t.name] = results
         imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(y) >= 3 else {}
         reports[t.name] = TargetModels(
-            t.name, chosen, len(y), n_cens, cv, model.hyperparameters(), imp, note, selected_on, len(prior.y) if prior is not None and chosen != "constant" else 0,
+            t.name,
+            chosen,
+            len(y),
+            n_cens,
+            cv,
+            model.hyperparameters(),
+            imp,
+            note,
+            selected_on,
+            len(prior.y) if prior is not None and chosen != "constant" else 0,
         )
     fitted = FittedModels(encoder, surrogates, campaign.version, reports, fit_feasibility(campaign, encoder))
     return fitted, Selection(reports, cv_results, tuning)
@@ -311,7 +346,15 @@ def fit_feasibility(campaign: Campaign, encoder: Encoder):
     if not failed.any():
         return None
     config = campaign.config
-    model = GPSurrogate(featurizer_for(config, "onehot"), scale_floor=0.5, noise_floor=0.1, lower=0.0, upper=1.0, name="success", seed=config.models.seed)
+    model = GPSurrogate(
+        featurizer_for(config, "onehot"),
+        scale_floor=0.5,
+        noise_floor=0.1,
+        lower=0.0,
+        upper=1.0,
+        name="success",
+        seed=config.models.seed,
+    )
     return model.fit(encoder.encode(campaign.experiments), (~failed).astype(float))
 
 
@@ -330,7 +373,9 @@ def fit_models(campaign: Campaign, warm: FittedModels | None = None) -> FittedMo
 
 # ---- cache: fitted models as JSON, keyed by data version and config --------------------------
 def cache_key(config: CampaignConfig, data_version: str) -> str:
-    doc = config.model_dump(mode="json", exclude={"source_path", "description", "tracking_dir", "data_dir", "acquisition"})
+    doc = config.model_dump(
+        mode="json", exclude={"source_path", "description", "tracking_dir", "data_dir", "acquisition"}
+    )
     digest = sha256(json.dumps(doc, sort_keys=True).encode())[:12]
     return f"{data_version}-{digest}"
 
@@ -355,7 +400,11 @@ def latest_cached(config: CampaignConfig, other_than: str) -> FittedModels | Non
     """The most recently written cache of this config for another data version (a warm start), if any."""
     digest = cache_key(config, "").lstrip("-")
     folder = cache_path(config, other_than).parent
-    paths = sorted(folder.glob(f"*-{digest}.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True) if folder.is_dir() else []
+    paths = (
+        sorted(folder.glob(f"*-{digest}.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        if folder.is_dir()
+        else []
+    )
     for path in paths:
         version = path.name.split("-")[0]
         if version != other_than and (fitted := _read_cache(path, version)) is not None:

@@ -19,7 +19,9 @@ def _pyplot():
     return plt
 
 
-def pareto_figure(experiments: pd.DataFrame, pareto: pd.DataFrame, config: CampaignConfig, suggested: pd.DataFrame | None = None):
+def pareto_figure(
+    experiments: pd.DataFrame, pareto: pd.DataFrame, config: CampaignConfig, suggested: pd.DataFrame | None = None
+):
     """Pairwise objective plots: measured points, the measured Pareto set, suggestions (predicted mean +/- std)."""
     plt = _pyplot()
     names = list(config.target_names)
@@ -31,11 +33,21 @@ def pareto_figure(experiments: pd.DataFrame, pareto: pd.DataFrame, config: Campa
         both = experiments.dropna(subset=[a, b])
         ax.scatter(both[a], both[b], s=22, c="0.6", label="measured")
         if not pareto.empty:
-            ax.scatter(pareto[a], pareto[b], s=60, facecolors="none", edgecolors="C3", linewidths=1.5, label="Pareto set")
+            ax.scatter(
+                pareto[a], pareto[b], s=60, facecolors="none", edgecolors="C3", linewidths=1.5, label="Pareto set"
+            )
         if suggested is not None and len(suggested):
             ax.errorbar(
-                suggested[f"{a}_mean"], suggested[f"{b}_mean"], xerr=suggested[f"{a}_std"], yerr=suggested[f"{b}_std"],
-                fmt="*", ms=10, color="C0", ecolor="C0", alpha=0.8, label="suggested (pred.)",
+                suggested[f"{a}_mean"],
+                suggested[f"{b}_mean"],
+                xerr=suggested[f"{a}_std"],
+                yerr=suggested[f"{b}_std"],
+                fmt="*",
+                ms=10,
+                color="C0",
+                ecolor="C0",
+                alpha=0.8,
+                label="suggested (pred.)",
             )
         ta, tb = config.targets[names.index(a)], config.targets[names.index(b)]
         ax.set_xlabel(f"{a} ({ta.short})")
@@ -157,7 +169,9 @@ def _best_so_far(target, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def partial_dependence_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], target: str, by: str):
+def partial_dependence_figure(
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], target: str, by: str
+):
     """``curves[input][category] = (grid, mean, std)``: the model's average prediction of ``target``
     as one input varies, the other inputs as in the experiments, one line per category of ``by``."""
     plt = _pyplot()

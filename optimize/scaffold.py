@@ -51,9 +51,15 @@ def init_campaign(directory: Path, template: Path, name: str | None = None, prio
             text = f"{line}\n{text}"
     if prior is not None:
         if not any((Path(prior) / BATCHES).glob("[0-9][0-9][0-9]*_*.csv")):
-            raise ConfigError(f"{prior}: no batch files ({BATCHES}/NNN_name.csv); pass another campaign's data folder, e.g. datasets/cspbbr3_sio2")
+            raise ConfigError(
+                f"{prior}: no batch files ({BATCHES}/NNN_name.csv);"
+                " pass another campaign's data folder, e.g. datasets/cspbbr3_sio2"
+            )
         if re.search(r"(?m)^prior:", text):
-            raise ConfigError(f"{template}: the template already has a 'prior' section; edit it in the new campaign.yaml instead of passing --prior")
+            raise ConfigError(
+                f"{template}: the template already has a 'prior' section;"
+                " edit it in the new campaign.yaml instead of passing --prior"
+            )
         folder = Path(prior).resolve()  # written as JSON strings: valid YAML whatever the path holds
         text = text.rstrip("\n") + (
             f"\n\n# Learn from another campaign's experiments too (kiln init --prior).\n"
@@ -99,13 +105,18 @@ def validate_campaign(config: CampaignConfig) -> ConfigReport:
         str(config.source_path),
         config.name,
         list(config.input_names),
-        [f"{t.name} ({t.direction}{f' {t.goal:g}' if t.goal is not None else ''}, reference {t.reference:g})" for t in config.targets],
+        [
+            f"{t.name} ({t.direction}{f' {t.goal:g}' if t.goal is not None else ''}, reference {t.reference:g})"
+            for t in config.targets
+        ],
         bounds,
         len(campaign.batches),
         len(campaign.experiments),
         {t: int(campaign.experiments[t].notna().sum()) for t in config.target_names},
         int(campaign.failed.sum()),
         len(campaign.pending),
-        f"{campaign.prior.name}: {len(campaign.prior.experiments)} experiments in {config.prior_path}" if campaign.prior is not None else "",
+        f"{campaign.prior.name}: {len(campaign.prior.experiments)} experiments in {config.prior_path}"
+        if campaign.prior is not None
+        else "",
         config.tracking_uri,
     )

@@ -52,12 +52,23 @@ class RetrainResult:
         }
 
 
-def retrain(config: CampaignConfig, triggered_by: str | None = None, reselect: bool = True, progress: Callable[[str], None] | None = None) -> RetrainResult:
+def retrain(
+    config: CampaignConfig,
+    triggered_by: str | None = None,
+    reselect: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> RetrainResult:
     """Select and fit a surrogate per target (see :func:`_retrain`); ``progress(message)`` hears each step."""
     return _retrain(config, load_campaign(config), triggered_by, reselect, progress)[0]
 
 
-def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, reselect: bool = True, progress: Callable[[str], None] | None = None):
+def _retrain(
+    config: CampaignConfig,
+    campaign,
+    triggered_by: str | None = None,
+    reselect: bool = True,
+    progress: Callable[[str], None] | None = None,
+):
     """Select and fit a surrogate per target by cross-validation; cache the models; log it all to MLflow.
 
     The latest cached models of another data version are the warm start (``models.warm_start``) and,
@@ -78,12 +89,30 @@ def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, 
     save_cached(config, fitted)
     reports = list(selection.targets.values())
     with start_run(config, "retrain", campaign.version, triggered_by=triggered_by) as run:
-        params: dict[str, Any] = {"n_experiments": len(campaign.experiments), "warm_start_from": warm.data_version if warm else "", **{f"models.{k}": v for k, v in config.models.model_dump().items()}}
+        params: dict[str, Any] = {
+            "n_experiments": len(campaign.experiments),
+            "warm_start_from": warm.data_version if warm else "",
+            **{f"models.{k}": v for k, v in config.models.model_dump().items()},
+        }
         if campaign.prior is not None:
-            params.update({"prior": campaign.prior.name, "prior.n_experiments": len(campaign.prior.experiments), "prior.data_dir": str(config.prior_path)})
+            params.update(
+                {
+                    "prior": campaign.prior.name,
+                    "prior.n_experiments": len(campaign.prior.experiments),
+                    "prior.data_dir": str(config.prior_path),
+                }
+            )
         metrics: dict[str, float] = {}
         for rep in reports:
-            params.update({f"{rep.target}.model": rep.chosen, f"{rep.target}.n_rows": rep.n_rows, f"{rep.target}.n_censored": rep.n_censored, f"{rep.target}.selected_on": rep.selected_on, f"{rep.target}.prior_rows": rep.prior_rows})
+            params.update(
+                {
+                    f"{rep.target}.model": rep.chosen,
+                    f"{rep.target}.n_rows": rep.n_rows,
+                    f"{rep.target}.n_censored": rep.n_censored,
+                    f"{rep.target}.selected_on": rep.selected_on,
+                    f"{rep.target}.prior_rows": rep.prior_rows,
+                }
+            )
             params.update({f"{rep.target}.{k}": f"{v:.4g}" for k, v in rep.hyperparameters.items()})
             for label, sc in rep.cv.items():
                 metrics.update({f"{rep.target}.{label}.cv_{k}": v for k, v in sc.items() if k != "n_scored"})
@@ -104,12 +133,18 @@ def _retrain(config: CampaignConfig, campaign, triggered_by: str | None = None, 
         for name, s in fitted.surrogates.items():
             run.json(s.to_json(), f"models/{name}.json")
         for key, res in selection.tuning.items():
-            with start_run(config, "tuning", campaign.version, parent=run.id, name=f"optuna-{key.replace('/', '-')}") as child:
-                child.params({"study": key, "n_trials": len(res.trials), **{f"best.{k}": v for k, v in vars(res.params).items()}})
+            with start_run(
+                config, "tuning", campaign.version, parent=run.id, name=f"optuna-{key.replace('/', '-')}"
+            ) as child:
+                child.params(
+                    {"study": key, "n_trials": len(res.trials), **{f"best.{k}": v for k, v in vars(res.params).items()}}
+                )
                 for tr in res.trials:
                     if tr["value"] is not None:
                         child.metrics({"cv_rmse": tr["value"]}, step=tr["number"])
-                child.metrics({"best_cv_rmse": res.best_rmse, "pruned": sum(t["state"] == "PRUNED" for t in res.trials)})
+                child.metrics(
+                    {"best_cv_rmse": res.best_rmse, "pruned": sum(t["state"] == "PRUNED" for t in res.trials)}
+                )
                 child.json(res.trials, "trials.json")
         seconds = time.perf_counter() - t0
         run.metrics({"seconds": seconds})
@@ -149,7 +184,9 @@ class SuggestResult:
         }
 
 
-def suggest(config: CampaignConfig, n: int, seed: int = 0, progress: Callable[[str], None] | None = None) -> SuggestResult:
+def suggest(
+    config: CampaignConfig, n: int, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> SuggestResult:
     """Fit the surrogates and propose ``n`` new recipes; record them as pending and write a batch template.
 
     Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
@@ -187,23 +224,32 @@ def suggest(config: CampaignConfig, n: int, seed: int = 0, progress: Callable[[s
             Suggestion(
                 id=row[SUGGESTION_ID],
                 inputs={k: _clean(row[k]) for k in config.input_names},
-                predicted={t: {"mean": _clean(row[f"{t}_mean"]), "std": _clean(row[f"{t}_std"])} for t in config.target_names},
+                predicted={
+                    t: {"mean": _clean(row[f"{t}_mean"]), "std": _clean(row[f"{t}_std"])} for t in config.target_names
+                },
                 acquisition_value=_clean(row["acquisition_value"]),
             )
             for _, row in ledger.iterrows()
         ]
         with start_run(config, "suggest", campaign.version) as run:
             ledger["mlflow_run_id"] = run.id
-            run.params({"n": n, "seed": seed, "strategy": proposal.strategy, "batch": batch, **config.acquisition.model_dump()})
+            run.params(
+                {"n": n, "seed": seed, "strategy": proposal.strategy, "batch": batch, **config.acquisition.model_dump()}
+            )
             for i, s in enumerate(suggestions):
                 run.metrics({"acquisition_value": s.acquisition_value}, step=i)
             run.json([asdict(s) for s in suggestions], "suggestions.json")
-            run.figure(pareto_figure(campaign.experiments, pareto_set(campaign.experiments, config), config, ledger), "pareto_front.png")
+            run.figure(
+                pareto_figure(campaign.experiments, pareto_set(campaign.experiments, config), config, ledger),
+                "pareto_front.png",
+            )
             seconds = {"fit": t_fit - t0, "acquisition": t_acq - t_fit, "total": time.perf_counter() - t0}
             run.metrics({f"seconds_{k}": v for k, v in seconds.items()})
         ledger_path = record_suggestions(config, ledger[ledger_columns(config)])
         template = write_template(config, batch, ledger)
-    return SuggestResult(batch, suggestions, proposal.strategy, campaign.version, run.id, template, ledger_path, seconds)
+    return SuggestResult(
+        batch, suggestions, proposal.strategy, campaign.version, run.id, template, ledger_path, seconds
+    )
 
 
 # ---- predict --------------------------------------------------------------------------------
@@ -217,11 +263,15 @@ class PredictResult:
     def to_json(self) -> dict[str, Any]:
         rows = []
         for i, rec in enumerate(self.recipes.to_dict(orient="records")):
-            rows.append({
-                "id": rec[ID],
-                "inputs": {k: _clean(v) for k, v in rec.items() if k not in (ID, BATCH)},
-                "predicted": {t: {"mean": _clean(m[i]), "std": _clean(s[i])} for t, (m, s) in self.predicted.items()},
-            })
+            rows.append(
+                {
+                    "id": rec[ID],
+                    "inputs": {k: _clean(v) for k, v in rec.items() if k not in (ID, BATCH)},
+                    "predicted": {
+                        t: {"mean": _clean(m[i]), "std": _clean(s[i])} for t, (m, s) in self.predicted.items()
+                    },
+                }
+            )
         return {"data_version": self.data_version, "models": self.models, "predictions": rows}
 
 
@@ -273,7 +323,9 @@ class IngestResult:
         }
 
 
-def ingest(config: CampaignConfig, file: Path, retrain_models: bool = True, progress: Callable[[str], None] | None = None) -> IngestResult:
+def ingest(
+    config: CampaignConfig, file: Path, retrain_models: bool = True, progress: Callable[[str], None] | None = None
+) -> IngestResult:
     """Validate and add a filled batch file, then retrain (two MLflow runs: ingest, retrain).
 
     With ``retrain_models=False`` only the batch is added (several batches at once); the next
@@ -303,7 +355,14 @@ def benchmark(
     """Run ``kiln benchmark`` (see :mod:`optimize.benchmark`) and log it as one MLflow run:
     settings as params, median hypervolume per strategy per batch as stepped metrics, the curves plot
     and every result row as artifacts."""
-    from optimize.benchmark import BenchmarkError, experiments_to_reach, lookup_problem, oracle_problem, run_benchmark, virtual_lab_problem
+    from optimize.benchmark import (
+        BenchmarkError,
+        experiments_to_reach,
+        lookup_problem,
+        oracle_problem,
+        run_benchmark,
+        virtual_lab_problem,
+    )
     from optimize.plots import benchmark_figure
     from optimize.tracking import start_run
 
@@ -317,13 +376,26 @@ def benchmark(
         problem = virtual_lab_problem(config)
     result = run_benchmark(problem, settings, progress, workers)
     with start_run(config, "benchmark", problem.name, name=f"benchmark-{problem.name}") as run:
-        run.params({
-            "problem": problem.name, "strategies": ",".join(settings.strategies), "seeds": len(settings.seeds),
-            "n_initial": settings.n_initial, "batches": settings.batches, "batch_size": settings.batch_size,
-            "models": ",".join(config.models.candidates), "acquisition": config.acquisition.kind,
-        })
+        run.params(
+            {
+                "problem": problem.name,
+                "strategies": ",".join(settings.strategies),
+                "seeds": len(settings.seeds),
+                "n_initial": settings.n_initial,
+                "batches": settings.batches,
+                "batch_size": settings.batch_size,
+                "models": ",".join(config.models.candidates),
+                "acquisition": config.acquisition.kind,
+            }
+        )
         for row in result.summary:
-            run.metrics({f"{row['strategy']}.hv_median": row["hv_median"], f"{row['strategy']}.seconds_median": row["seconds_median"]}, step=row["batch"])
+            run.metrics(
+                {
+                    f"{row['strategy']}.hv_median": row["hv_median"],
+                    f"{row['strategy']}.seconds_median": row["seconds_median"],
+                },
+                step=row["batch"],
+            )
         for name in settings.strategies:
             run.metrics({f"{name}.experiments_to_90pct": experiments_to_reach(result.rows, name, 0.9)})
         run.metrics({"best_hypervolume": result.best_hypervolume})
@@ -373,7 +445,15 @@ def history(config: CampaignConfig, with_runs: bool = True, plot_dir: Path | Non
         runs = list_runs(config)
     pareto = pareto_set(campaign.experiments, config)
     plots = history_plots(config, campaign, pareto, Path(plot_dir)) if plot_dir is not None else []
-    return HistoryResult(campaign.experiments, best_so_far(campaign.experiments, config), pareto, campaign.pending, campaign.version, runs, plots)
+    return HistoryResult(
+        campaign.experiments,
+        best_so_far(campaign.experiments, config),
+        pareto,
+        campaign.pending,
+        campaign.version,
+        runs,
+        plots,
+    )
 
 
 def history_plots(config: CampaignConfig, campaign, pareto: pd.DataFrame, folder: Path) -> list[Path]:
@@ -389,7 +469,9 @@ def history_plots(config: CampaignConfig, campaign, pareto: pd.DataFrame, folder
 
     folder.mkdir(parents=True, exist_ok=True)
     figures = {
-        "pareto_front.png": pareto_figure(campaign.experiments, pareto, config, campaign.pending if len(campaign.pending) else None),
+        "pareto_front.png": pareto_figure(
+            campaign.experiments, pareto, config, campaign.pending if len(campaign.pending) else None
+        ),
         "progress.png": progress_figure(campaign.experiments, config),
     }
     target = config.targets[0].name
@@ -433,7 +515,7 @@ def partial_dependence(config: CampaignConfig, fitted, experiments: pd.DataFrame
     for inp in conts:
         grid = np.linspace(inp.lower, inp.upper, points)
         per_cat: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for choice in (by.choices if by else [""]):
+        for choice in by.choices if by else [""]:
             rows = base.copy()
             if by is not None:
                 rows[by.name] = choice

@@ -43,6 +43,7 @@ def thompson_batch(
     n: int,
     seed: int,
     candidates,
+    scalarize: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """``n`` recipes (``n x d``) and the sampled hypervolume improvement each was chosen with (``n``).
 
@@ -77,7 +78,13 @@ def thompson_batch(
         for c in constraints:
             ok &= c(Z) <= 0
         gain = torch.where(ok, hypervolume_improvement(Y, front, ref), torch.zeros(()))
-        if float(gain.max()) > 0:
+        if scalarize:
+            w = sample_simplex(len(ref), dtype=torch.double, seed=seed * 7919 + step).squeeze(0)
+            scale = (front.max(dim=0).values - ref).clamp_min(1e-9)
+            z = (Y - ref) / scale * w
+            cheb = z.min(dim=-1).values + 0.05 * z.sum(dim=-1)
+            k = int(torch.argmax(torch.where(ok, cheb, cheb - 1e9)))
+        elif float(gain.max()) > 0:
             k = int(torch.argmax(gain))
         else:  # nothing improves in this sample: the best random Chebyshev scalarization of its feasible values
             w = sample_simplex(len(ref), dtype=torch.double, seed=seed * 7919 + step).squeeze(0)
@@ -124,22 +131,13 @@ def _matches(X: Tensor, others: Tensor, tol: float = 1e-9) -> Tensor:
 def sobol_candidates(config: CampaignConfig, encoder, combos, n_per_combo: int, seed: int):
     """``step -> C x d``: fresh Sobol points of the continuous inputs under every combination, on the steps,
     without repeats; one scrambled sequence continued from step to step."""
-    from optimize.acquisition import _round, _steps
+    from optimize.acquisition import _round, _steps, combo_points
 
-    cont_dims = encoder.cont_dims
-    d = len(encoder.features)
-    engine = SobolEngine(dimension=len(cont_dims), scramble=True, seed=seed)
+    engine = SobolEngine(dimension=len(encoder.cont_dims), scramble=True, seed=seed)
     steps = _steps(config, encoder)
 
     def draw(step: int) -> Tensor:
         base = engine.draw(n_per_combo).to(torch.double)
-        parts = []
-        for combo in combos:
-            X = torch.zeros(len(base), d, dtype=torch.double)
-            X[:, cont_dims] = base
-            for j, v in combo.fixed.items():
-                X[:, j] = v
-            parts.append(X)
-        return torch.unique(_round(torch.cat(parts), steps, encoder), dim=0)
+        return torch.unique(_round(combo_points(base, combos, encoder), steps, encoder), dim=0)
 
     return draw

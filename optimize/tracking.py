@@ -150,11 +150,16 @@ def start_run(
     client.set_terminated(handle.id, status="FINISHED")
 
 
-def latest_run(config: CampaignConfig, kind: str, with_artifact: str | None = None, max_results: int = 20) -> Run | None:
+def latest_run(
+    config: CampaignConfig, kind: str, with_artifact: str | None = None, max_results: int = 20
+) -> Run | None:
     """The newest finished run of ``kind`` (among the last ``max_results``) that has ``with_artifact``."""
     client, exp_id = _client_and_experiment(config)
     runs = client.search_runs(
-        [exp_id], f"tags.`kiln.kind` = '{kind}' and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"], max_results=max_results
+        [exp_id],
+        f"tags.`kiln.kind` = '{kind}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=max_results,
     )
     for r in runs:
         run = Run(client, r.info.run_id)

@@ -57,7 +57,9 @@ def table_columns(config: CampaignConfig, with_targets: bool = True) -> list[str
 def experiment_columns(config: CampaignConfig) -> list[str]:
     """Columns of the parsed experiments table: inputs hold the values the models use (the actual
     value where one was recorded), ``<input>_planned`` the planned value then (else NaN)."""
-    cols = [c for c in table_columns(config) if not c.endswith("_actual") or c[: -len("_actual")] not in _continuous(config)]
+    cols = [
+        c for c in table_columns(config) if not c.endswith("_actual") or c[: -len("_actual")] not in _continuous(config)
+    ]
     return cols + [planned_column(n) for n in _continuous(config)]
 
 
@@ -79,7 +81,11 @@ def read_data_file(path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise DataError(str(path), f"the file is {size / 1e6:.0f} MB, above the {MAX_BYTES // 2**20} MiB limit", "split it into batches")
+            raise DataError(
+                str(path),
+                f"the file is {size / 1e6:.0f} MB, above the {MAX_BYTES // 2**20} MiB limit",
+                "split it into batches",
+            )
         return path.read_bytes()
     except OSError as e:
         raise DataError(str(path), f"cannot read the file ({e.strerror})", "check the path") from None
@@ -90,7 +96,9 @@ def _decode(data: bytes, file: str) -> str:
         raise DataError(file, "the file is empty", "export the batch with a header row and one row per experiment")
     if len(data) > MAX_BYTES:
         raise DataError(
-            file, f"the file is {len(data) / 1e6:.0f} MB, above the {MAX_BYTES // 2**20} MiB limit", "split it into batches"
+            file,
+            f"the file is {len(data) / 1e6:.0f} MB, above the {MAX_BYTES // 2**20} MiB limit",
+            "split it into batches",
         )
     try:
         return data.decode("utf-8-sig")
@@ -98,7 +106,7 @@ def _decode(data: bytes, file: str) -> str:
         line = data[: e.start].count(b"\n") + 1
         raise DataError(
             file,
-            f"byte {e.start} (line {line}) is not UTF-8 ({data[e.start:e.start + 1]!r})",
+            f"byte {e.start} (line {line}) is not UTF-8 ({data[e.start : e.start + 1]!r})",
             "save the file as 'CSV UTF-8' in your spreadsheet program",
         ) from None
 
@@ -114,7 +122,14 @@ def _float(text: str, file: str, row: int, column: str) -> float:
             fix = "write a plain number (decimal point, no units)"
         raise DataError(file, "not a number", fix, row=row, column=column, value=text) from None
     if not math.isfinite(v):
-        raise DataError(file, "not a finite number", "write a finite number or leave the cell empty", row=row, column=column, value=text)
+        raise DataError(
+            file,
+            "not a finite number",
+            "write a finite number or leave the cell empty",
+            row=row,
+            column=column,
+            value=text,
+        )
     return v
 
 
@@ -151,7 +166,9 @@ def parse_table(
     header = [h.strip() for h in rows[0]]
     body = rows[1:]
     if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-        raise DataError(file, "columns are not separated by commas", "export as comma-separated CSV (not ';' or tab)", row=1)
+        raise DataError(
+            file, "columns are not separated by commas", "export as comma-separated CSV (not ';' or tab)", row=1
+        )
 
     input_cols = list(config.input_names)
     target_cols = list(config.target_names) if require_targets else []
@@ -182,8 +199,10 @@ def parse_table(
         line = k + 2
         if len(raw) != len(header):
             raise DataError(
-                file, f"the row has {len(raw)} cells but the header has {len(header)}",
-                "check for a stray comma or a missing cell (quote text that contains commas)", row=line,
+                file,
+                f"the row has {len(raw)} cells but the header has {len(header)}",
+                "check for a stray comma or a missing cell (quote text that contains commas)",
+                row=line,
             )
         cell = dict(zip(header, (c.strip() for c in raw)))
         rec: dict[str, object] = {}
@@ -193,7 +212,12 @@ def parse_table(
                 raise DataError(file, "experiment id is empty", "give every row a unique id", row=line, column=ID)
             if eid in ids:
                 raise DataError(
-                    file, "duplicate experiment id", "ids must be unique across the campaign; rename the row", row=line, column=ID, value=eid
+                    file,
+                    "duplicate experiment id",
+                    "ids must be unique across the campaign; rename the row",
+                    row=line,
+                    column=ID,
+                    value=eid,
                 )
             ids.add(eid)
             rec[ID] = eid
@@ -207,18 +231,30 @@ def parse_table(
             else:
                 allowed = inp.choices + (inp.extra if allow_extra_categories else ())
                 if value and value not in allowed:
-                    raise DataError(file, "unknown category", _nearest(value, allowed), row=line, column=inp.name, value=value)
+                    raise DataError(
+                        file, "unknown category", _nearest(value, allowed), row=line, column=inp.name, value=value
+                    )
                 rec[inp.name] = value
         _apply_conditions(rec, config, file, line)
         for inp in config.inputs:
             v = rec[inp.name]
             if isinstance(inp, ContinuousInput):
                 if v is None:
-                    raise DataError(file, "value is missing", f"fill in {inp.name} ({inp.lower}-{inp.upper})", row=line, column=inp.name)
+                    raise DataError(
+                        file,
+                        "value is missing",
+                        f"fill in {inp.name} ({inp.lower}-{inp.upper})",
+                        row=line,
+                        column=inp.name,
+                    )
                 if not inp.lower <= v <= inp.upper and not _set_by_condition(inp.name, rec, config):
                     raise DataError(
-                        file, f"outside the search space [{inp.lower}, {inp.upper}]",
-                        "correct the value or widen the range in the campaign config", row=line, column=inp.name, value=v,
+                        file,
+                        f"outside the search space [{inp.lower}, {inp.upper}]",
+                        "correct the value or widen the range in the campaign config",
+                        row=line,
+                        column=inp.name,
+                        value=v,
                     )
             elif isinstance(inp, CategoricalInput) and v == "" and not _inactive(inp.name, rec, config):
                 raise DataError(file, "value is missing", f"use one of {list(inp.choices)}", row=line, column=inp.name)
@@ -231,45 +267,79 @@ def parse_table(
                 a = _float(text, file, line, actual_column(inp.name))
                 if not inp.lower <= a <= inp.upper:
                     raise DataError(
-                        file, f"outside the search space [{inp.lower}, {inp.upper}]",
-                        "correct the value or widen the range in the campaign config", row=line, column=actual_column(inp.name), value=a,
+                        file,
+                        f"outside the search space [{inp.lower}, {inp.upper}]",
+                        "correct the value or widen the range in the campaign config",
+                        row=line,
+                        column=actual_column(inp.name),
+                        value=a,
                     )
                 rec[planned_column(inp.name)], rec[inp.name] = rec[inp.name], a
         status = cell.get(STATUS, "")
         if status not in STATUSES:
-            raise DataError(file, "unknown status", "write 'failed' for a synthesis that gave no usable product, else leave it empty or 'ok'", row=line, column=STATUS, value=status)
+            raise DataError(
+                file,
+                "unknown status",
+                "write 'failed' for a synthesis that gave no usable product, else leave it empty or 'ok'",
+                row=line,
+                column=STATUS,
+                value=status,
+            )
         rec[STATUS] = status
         for t in config.targets:
             qcol = qualifier_column(t.name)
             q = cell.get(qcol, "")
             if q not in QUALIFIERS:
                 raise DataError(
-                    file, "unknown qualifier", "use '<' (below), '>' (above), '~' (approximate) or leave empty", row=line, column=qcol, value=q
+                    file,
+                    "unknown qualifier",
+                    "use '<' (below), '>' (above), '~' (approximate) or leave empty",
+                    row=line,
+                    column=qcol,
+                    value=q,
                 )
             value = cell.get(t.name, "")
             if value == "":
                 if q:
-                    raise DataError(file, "qualifier given without a value", f"fill in {t.name} or clear {qcol}", row=line, column=qcol, value=q)
+                    raise DataError(
+                        file,
+                        "qualifier given without a value",
+                        f"fill in {t.name} or clear {qcol}",
+                        row=line,
+                        column=qcol,
+                        value=q,
+                    )
                 rec[t.name], rec[qcol] = math.nan, ""
                 continue
             if status == "failed":
                 raise DataError(
-                    file, "a failed synthesis has no measured values", f"clear {t.name} or change the status to 'ok'", row=line, column=t.name, value=value
+                    file,
+                    "a failed synthesis has no measured values",
+                    f"clear {t.name} or change the status to 'ok'",
+                    row=line,
+                    column=t.name,
+                    value=value,
                 )
             v = _float(value, file, line, t.name)
             lo = -math.inf if t.lower is None else t.lower
             hi = math.inf if t.upper is None else t.upper
             if not lo <= v <= hi:
                 raise DataError(
-                    file, f"outside the physical range [{t.lower}, {t.upper}]{' ' + t.unit if t.unit else ''}",
-                    "check the unit (percent, not a fraction, for %) and the decimal point", row=line, column=t.name, value=value,
+                    file,
+                    f"outside the physical range [{t.lower}, {t.upper}]{' ' + t.unit if t.unit else ''}",
+                    "check the unit (percent, not a fraction, for %) and the decimal point",
+                    row=line,
+                    column=t.name,
+                    value=value,
                 )
             rec[t.name], rec[qcol] = v, q
         for c in TEXT_COLUMNS:
             rec[c] = cell.get(c, "")
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
-    cols = experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
+    cols = (
+        experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
+    )
     return frame.reindex(columns=cols)
 
 
@@ -291,6 +361,13 @@ def _apply_conditions(rec: dict[str, object], config: CampaignConfig, file: str,
                 rec[name] = fixed
             elif abs(float(v) - fixed) > 1e-9:
                 when = ", ".join(f"{k} = {w}" for k, w in cond.when.items())
-                raise DataError(file, f"must be {fixed:g} when {when}", f"write {fixed:g} or change {', '.join(cond.when)}", row=line, column=name, value=v)
+                raise DataError(
+                    file,
+                    f"must be {fixed:g} when {when}",
+                    f"write {fixed:g} or change {', '.join(cond.when)}",
+                    row=line,
+                    column=name,
+                    value=v,
+                )
         for name in cond.inactive:  # categorical by config validation
             rec[name] = ""

@@ -110,7 +110,13 @@ class VirtualLab:
         # emission peak (nm)
         emission = 512.0 + 0.02 * (T - 600.0) + 175.0 * (1.0 - x) ** 0.8
 
-        return {"plqy": plqy, "fwhm_nm": fwhm, "dispersibility": disp, "water_retention": water, "emission_nm": emission}
+        return {
+            "plqy": plqy,
+            "fwhm_nm": fwhm,
+            "dispersibility": disp,
+            "water_retention": water,
+            "emission_nm": emission,
+        }
 
     # ---- a measurement -----------------------------------------------------------------------
     def measure(self, recipe: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float | str | None]:

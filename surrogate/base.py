@@ -72,7 +72,14 @@ class Surrogate(ABC):
     # ---- settings ------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         """Constructor arguments other than the featurizer (JSON-able)."""
-        return {"scale_floor": self.scale_floor, "noise_floor": self.noise_floor, "lower": self.lower, "upper": self.upper, "name": self.name, "seed": self.seed}
+        return {
+            "scale_floor": self.scale_floor,
+            "noise_floor": self.noise_floor,
+            "lower": self.lower,
+            "upper": self.upper,
+            "name": self.name,
+            "seed": self.seed,
+        }
 
     def clone(self) -> Surrogate:
         """An unfitted copy with the same settings."""
@@ -90,7 +97,9 @@ class Surrogate(ABC):
         return self.featurizer.encoder.names
 
     # ---- fitting -------------------------------------------------------------------------
-    def fit(self, X: Tensor | np.ndarray, y: Sequence[float] | np.ndarray, qualifiers: Sequence[str] | None = None) -> Surrogate:
+    def fit(
+        self, X: Tensor | np.ndarray, y: Sequence[float] | np.ndarray, qualifiers: Sequence[str] | None = None
+    ) -> Surrogate:
         """Fit on ``X`` (``n x d``) and ``y`` (``n``); ``qualifiers`` marks censored rows (``<``/``>``).
 
         Sets ``train_X_`` (``n x d``), ``train_y_`` (``n``, censored rows imputed), ``imputed_`` (``n``

@@ -58,7 +58,9 @@ class CategoricalFeature:
             return self.choices.index(value)
         if value in self.extra:
             return len(self.choices) + 1 + self.extra.index(value)
-        raise ValueError(f"feature {self.name!r}: unknown category {value!r}, expected one of {self.choices + self.extra}")
+        raise ValueError(
+            f"feature {self.name!r}: unknown category {value!r}, expected one of {self.choices + self.extra}"
+        )
 
     def category(self, code: int) -> str | None:
         """Inverse of :meth:`code`."""
@@ -148,4 +150,3 @@ class Encoder:
         f = self.features[self.names.index(name)]
         assert isinstance(f, ContinuousFeature)
         return (value - f.lower) / (f.upper - f.lower)
-

@@ -44,7 +44,9 @@ class DescriptorTable:
             raise ValueError("a descriptor table needs at least one descriptor")
         for cat, vals in self.values.items():
             if len(vals) != len(self.names):
-                raise ValueError(f"descriptors of {cat!r}: {len(vals)} values for {len(self.names)} names {list(self.names)}")
+                raise ValueError(
+                    f"descriptors of {cat!r}: {len(vals)} values for {len(self.names)} names {list(self.names)}"
+                )
             if not all(torch.isfinite(torch.tensor(vals, dtype=torch.double))):
                 raise ValueError(f"descriptors of {cat!r} must be finite numbers, got {list(vals)}")
 
@@ -100,7 +102,9 @@ class Featurizer:
                 out.append((j, t.scaled(f), [f"{f.name}.{n}" for n in t.names]))
             else:
                 k = len(f.choices)
-                eye = torch.cat([torch.eye(k, dtype=torch.double), torch.zeros(1 + len(f.extra), k, dtype=torch.double)])
+                eye = torch.cat(
+                    [torch.eye(k, dtype=torch.double), torch.zeros(1 + len(f.extra), k, dtype=torch.double)]
+                )
                 out.append((j, eye, [f"{f.name}={c}" for c in f.choices]))
         return out
 
@@ -125,7 +129,8 @@ class Featurizer:
             "encoder": self.encoder.to_json(),
             "mode": self.mode,
             "descriptors": {
-                k: {"names": list(t.names), "values": {c: list(v) for c, v in t.values.items()}} for k, t in self.descriptors.items()
+                k: {"names": list(t.names), "values": {c: list(v) for c, v in t.values.items()}}
+                for k, t in self.descriptors.items()
             },
         }
 

@@ -40,10 +40,16 @@ class GBMParams:
 
     def __post_init__(self) -> None:
         checks = {
-            "n_estimators": (isinstance(self.n_estimators, int) and 1 <= self.n_estimators <= 5000, "an integer in [1, 5000]"),
+            "n_estimators": (
+                isinstance(self.n_estimators, int) and 1 <= self.n_estimators <= 5000,
+                "an integer in [1, 5000]",
+            ),
             "learning_rate": (0 < self.learning_rate <= 1, "a number in (0, 1]"),
             "max_depth": (isinstance(self.max_depth, int) and 1 <= self.max_depth <= 12, "an integer in [1, 12]"),
-            "min_samples_leaf": (isinstance(self.min_samples_leaf, int) and self.min_samples_leaf >= 1, "an integer >= 1"),
+            "min_samples_leaf": (
+                isinstance(self.min_samples_leaf, int) and self.min_samples_leaf >= 1,
+                "an integer >= 1",
+            ),
             "subsample": (0 < self.subsample <= 1, "a number in (0, 1]"),
         }
         for name, (ok, need) in checks.items():
@@ -64,11 +70,15 @@ class GBMSurrogate(Surrogate):
     default_mode = "onehot"
     differentiable = False
 
-    def __init__(self, featurizer: Featurizer, *, params: GBMParams | dict | None = None, n_members: int = 8, **kwargs: Any) -> None:
+    def __init__(
+        self, featurizer: Featurizer, *, params: GBMParams | dict | None = None, n_members: int = 8, **kwargs: Any
+    ) -> None:
         super().__init__(featurizer, **kwargs)
         self.params = params if isinstance(params, GBMParams) else GBMParams(**(params or {}))
         if not (isinstance(n_members, int) and n_members >= 2):
-            raise ValueError(f"GBMSurrogate.n_members = {n_members!r}: must be an integer >= 2 (the ensemble gives the spread)")
+            raise ValueError(
+                f"GBMSurrogate.n_members = {n_members!r}: must be an integer >= 2 (the ensemble gives the spread)"
+            )
         self.n_members = n_members
 
     def settings(self) -> dict[str, Any]:
@@ -121,4 +131,8 @@ class GBMSurrogate(Surrogate):
         return torch.from_numpy(self.members_[k].predict(F).astype(np.float64))
 
     def hyperparameters(self) -> dict[str, float]:
-        return {**{k: float(v) for k, v in asdict(self.params).items()}, "n_members": float(self.n_members), "noise_var": self.noise_var_}
+        return {
+            **{k: float(v) for k, v in asdict(self.params).items()},
+            "n_members": float(self.n_members),
+            "noise_var": self.noise_var_,
+        }

@@ -23,8 +23,8 @@ from botorch.models.utils.gpytorch_modules import MIN_INFERRED_NOISE_LEVEL
 from gpytorch import settings as gpsettings
 from gpytorch.constraints import GreaterThan
 from gpytorch.likelihoods import GaussianLikelihood
-from gpytorch.priors import LogNormalPrior
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import LogNormalPrior
 from linear_operator.utils.errors import NanError, NotPSDError
 from torch import Tensor
 
@@ -85,7 +85,9 @@ class GPSurrogate(Surrogate):
         floor = max((self.noise_floor / scale) ** 2, MIN_INFERRED_NOISE_LEVEL)
         prior = LogNormalPrior(loc=-4.0, scale=1.0)
         init = max(float(prior.mode), 2 * floor)
-        return GaussianLikelihood(noise_prior=prior, noise_constraint=GreaterThan(floor, transform=None, initial_value=init))
+        return GaussianLikelihood(
+            noise_prior=prior, noise_constraint=GreaterThan(floor, transform=None, initial_value=init)
+        )
 
     def _build(self, X: Tensor, y: np.ndarray) -> SingleTaskGP:
         with warnings.catch_warnings():
@@ -177,7 +179,10 @@ class GPSurrogate(Surrogate):
 
     # ---- persistence: the state dict as JSON lists (exact: floats round-trip through repr) --
     def _state_json(self) -> dict[str, dict]:
-        return {k: {"shape": list(v.shape), "data": v.detach().reshape(-1).tolist()} for k, v in self.model_.state_dict().items()}
+        return {
+            k: {"shape": list(v.shape), "data": v.detach().reshape(-1).tolist()}
+            for k, v in self.model_.state_dict().items()
+        }
 
     def _load(self, X: Tensor, y: np.ndarray, state: dict[str, dict]) -> None:
         model = self._build(X, y)

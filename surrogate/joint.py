@@ -53,7 +53,9 @@ class JointModel(Model):
         **kwargs,
     ) -> GPyTorchPosterior:
         if observation_noise is not False:
-            raise NotImplementedError("JointModel gives noise-free posteriors; use each surrogate's predict() for noisy ones")
+            raise NotImplementedError(
+                "JointModel gives noise-free posteriors; use each surrogate's predict() for noisy ones"
+            )
         idx = range(self.num_outputs) if output_indices is None else output_indices
         mvns = [self._surrogates[i].mvn(X) for i in idx]
         mvn = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns=mvns)

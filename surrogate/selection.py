@@ -94,4 +94,4 @@ def choose(results: Sequence[CVResult]) -> CVResult:
     """The result with the lowest NLPD (ties: the first listed)."""
     if not results:
         raise ValueError("no cross-validation results to choose from")
-    return min(results, key=lambda r: (r.scores.nlpd if np.isfinite(r.scores.nlpd) else np.inf))
+    return min(results, key=lambda r: r.scores.nlpd if np.isfinite(r.scores.nlpd) else np.inf)

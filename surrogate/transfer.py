@@ -40,17 +40,30 @@ class TransferSurrogate(Surrogate):
 
     kind = "transfer"
 
-    def __init__(self, base: Surrogate, prior_X: Tensor | np.ndarray, prior_y: Sequence[float], prior_qualifiers: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        base: Surrogate,
+        prior_X: Tensor | np.ndarray,
+        prior_y: Sequence[float],
+        prior_qualifiers: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(
-            base.featurizer, scale_floor=base.scale_floor, noise_floor=base.noise_floor, lower=base.lower, upper=base.upper,
-            name=base.name, seed=base.seed,
+            base.featurizer,
+            scale_floor=base.scale_floor,
+            noise_floor=base.noise_floor,
+            lower=base.lower,
+            upper=base.upper,
+            name=base.name,
+            seed=base.seed,
         )
         self.base = base
         self.prior_X = as_tensor(prior_X)
         self.prior_y = np.asarray(prior_y, dtype=np.float64).reshape(-1)
         self.prior_qualifiers = list(prior_qualifiers) if prior_qualifiers is not None else [""] * len(self.prior_y)
         if self.prior_X.shape[0] != len(self.prior_y) or len(self.prior_qualifiers) != len(self.prior_y):
-            raise ValueError(f"{self.name}: prior_X, prior_y and prior_qualifiers must have one row each per prior experiment")
+            raise ValueError(
+                f"{self.name}: prior_X, prior_y and prior_qualifiers must have one row each per prior experiment"
+            )
 
     @property
     def differentiable(self) -> bool:  # type: ignore[override]
@@ -79,12 +92,16 @@ class TransferSurrogate(Surrogate):
         return self
 
     # ---- fitting: the base model's template handles censored values of both campaigns ----------
-    def fit(self, X: Tensor | np.ndarray, y: Sequence[float] | np.ndarray, qualifiers: Sequence[str] | None = None) -> TransferSurrogate:
+    def fit(
+        self, X: Tensor | np.ndarray, y: Sequence[float] | np.ndarray, qualifiers: Sequence[str] | None = None
+    ) -> TransferSurrogate:
         X = as_tensor(X).reshape(-1, self.prior_X.shape[-1])
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         q = list(qualifiers) if qualifiers is not None else [""] * len(y)
         self.base.fit(
-            torch.cat([with_task(X, THIS), with_task(self.prior_X, PRIOR)]), np.concatenate([y, self.prior_y]), q + self.prior_qualifiers,
+            torch.cat([with_task(X, THIS), with_task(self.prior_X, PRIOR)]),
+            np.concatenate([y, self.prior_y]),
+            q + self.prior_qualifiers,
         )
         n = len(y)
         self.train_X_, self.train_y_, self.imputed_ = X, self.base.train_y_[:n], self.base.imputed_[:n]
@@ -126,7 +143,9 @@ class TransferSurrogate(Surrogate):
     def from_json(cls, doc: dict[str, Any], base: Surrogate) -> TransferSurrogate:
         """Rebuild around an already restored ``base`` (see :func:`surrogate.io.surrogate_from_json`)."""
         d = base.train_X_.shape[-1] - 1
-        model = cls(base, as_tensor(doc["prior_X"]).reshape(len(doc["prior_y"]), d), doc["prior_y"], doc["prior_qualifiers"])
+        model = cls(
+            base, as_tensor(doc["prior_X"]).reshape(len(doc["prior_y"]), d), doc["prior_y"], doc["prior_qualifiers"]
+        )
         model.train_X_ = as_tensor(doc["train_X"]).reshape(len(doc["train_y"]), d)
         model.train_y_ = np.asarray(doc["train_y"], dtype=np.float64)
         model.imputed_ = np.asarray(doc["imputed"], dtype=bool)

@@ -89,5 +89,7 @@ def tune_gbm(
         study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(previous)
-    trials = [{"number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params)} for t in study.trials]
+    trials = [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params)} for t in study.trials
+    ]
     return TuningResult(GBMParams(**study.best_params), float(study.best_value), trials)

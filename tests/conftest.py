@@ -15,7 +15,13 @@ SEED_DATA = ROOT / "datasets" / "cspbbr3_sio2"
 # Lighter acquisition settings keep the suite fast; the search itself is the product's code path.
 FAST_ACQUISITION = {"kind": "qlognehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
 # Every model kind competes, on smaller budgets (Optuna trials, ensemble size, CV repeats).
-FAST_MODELS = {"candidates": ["gp-onehot", "gbm", "constant"], "tuning_trials": 4, "gbm_members": 4, "cv_repeats": 1, "importance_repeats": 2}
+FAST_MODELS = {
+    "candidates": ["gp-onehot", "gbm", "constant"],
+    "tuning_trials": 4,
+    "gbm_members": 4,
+    "cv_repeats": 1,
+    "importance_repeats": 2,
+}
 
 
 def make_campaign(tmp: Path, acquisition: dict | None = None, models: dict | None = None) -> Path:
@@ -67,4 +73,8 @@ def kiln(*args: str, env: dict[str, str] | None = None):
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (except the lock) -> its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".kiln.lock"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".kiln.lock"
+    }

@@ -29,7 +29,9 @@ def test_combos_respect_conditions(fitted_seed):
     combos = enumerate_combos(cfg, fitted.encoder)
     recipes = recipes_frame(cfg, fitted.encoder, torch.stack([_point(c, 5) for c in combos]))
     pairs = sorted(zip(recipes.carbonate, recipes.addition))
-    assert pairs == sorted([("none", "")] + [(c, a) for c in ("K2CO3", "Na2CO3", "Cs2CO3") for a in ("internal", "external")])
+    assert pairs == sorted(
+        [("none", "")] + [(c, a) for c in ("K2CO3", "Na2CO3", "Cs2CO3") for a in ("internal", "external")]
+    )
     assert (recipes[recipes.carbonate == "none"].k_ratio == 0).all()
 
 
@@ -106,4 +108,8 @@ def test_gradient_boosting_targets_still_get_suggestions(tmp_path):
     p = propose(cfg, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 3, seed=0)
     recipes = recipes_frame(cfg, fitted.encoder, p.X)
     _check_valid(cfg, recipes)
-    assert len(recipes) == 3 and not recipes.duplicated().any() and torch.isfinite(torch.as_tensor(p.acquisition_values)).all()
+    assert (
+        len(recipes) == 3
+        and not recipes.duplicated().any()
+        and torch.isfinite(torch.as_tensor(p.acquisition_values)).all()
+    )

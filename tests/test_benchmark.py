@@ -45,7 +45,16 @@ def test_every_strategy_runs_from_the_same_initial_design(gp_config):
     settings = BenchmarkSettings(("botorch", "random", "sobol", "tpe"), (0, 1), n_initial=4, batches=2, batch_size=2)
     res = run_benchmark(virtual_lab_problem(gp_config), settings)
     frame = res.frame()
-    assert len(frame) == 4 * 2 * 3 and set(frame.columns) == {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds", "feasible", "furnace_runs"}
+    assert len(frame) == 4 * 2 * 3 and set(frame.columns) == {
+        "strategy",
+        "seed",
+        "batch",
+        "n_experiments",
+        "hypervolume",
+        "seconds",
+        "feasible",
+        "furnace_runs",
+    }
     assert frame.hypervolume.between(0, 1).all() and (frame.seconds >= 0).all()
     for seed, g in frame[frame.batch == 0].groupby("seed"):
         assert g.hypervolume.nunique() == 1  # same initial design for every strategy
@@ -63,9 +72,13 @@ def test_lookup_table_strategies_only_pick_its_rows(gp_config, tmp_path):
     rows = []
     for i in range(40):
         carb = rng.choice(["none", "K2CO3", "Na2CO3"])
-        rec = {"temperature_c": float(rng.choice(np.arange(450, 801, 25))), "carbonate": carb,
-               "k_ratio": 0.0 if carb == "none" else float(rng.choice([0.5, 1.0, 2.0])),
-               "addition": "" if carb == "none" else str(rng.choice(["internal", "external"])), "br_fraction": 1.0}
+        rec = {
+            "temperature_c": float(rng.choice(np.arange(450, 801, 25))),
+            "carbonate": carb,
+            "k_ratio": 0.0 if carb == "none" else float(rng.choice([0.5, 1.0, 2.0])),
+            "addition": "" if carb == "none" else str(rng.choice(["internal", "external"])),
+            "br_fraction": 1.0,
+        }
         t = lab.truth({**rec, "addition": rec["addition"] or None})
         rows.append({"experiment_id": f"r{i}", **rec, **{k: round(v, 3) for k, v in t.items() if k != "emission_nm"}})
     table = pd.DataFrame(rows).drop_duplicates(subset=["temperature_c", "carbonate", "k_ratio", "addition"])
@@ -74,7 +87,9 @@ def test_lookup_table_strategies_only_pick_its_rows(gp_config, tmp_path):
     problem = lookup_problem(gp_config, path)
     asked = []
     measure = problem.measure
-    problem = problem.__class__(problem.config, lambda r: asked.append(dict(r)) or measure(r), None, None, problem.pool, "lookup")
+    problem = problem.__class__(
+        problem.config, lambda r: asked.append(dict(r)) or measure(r), None, None, problem.pool, "lookup"
+    )
     res = run_benchmark(problem, BenchmarkSettings(("botorch", "random"), (0,), n_initial=4, batches=2, batch_size=3))
     keys = {(r["temperature_c"], r["carbonate"], r["k_ratio"]) for r in rows}
     assert all((r["temperature_c"], r["carbonate"], r["k_ratio"]) in keys for r in asked)
@@ -83,7 +98,7 @@ def test_lookup_table_strategies_only_pick_its_rows(gp_config, tmp_path):
         run_benchmark(problem, BenchmarkSettings(("tpe",), (0,), n_initial=4, batches=1, batch_size=2))
 
 
-ORACLE = '''
+ORACLE = """
 def truth(recipe):
     t = recipe["time_h"]
     bonus = {"water": 0.0, "ethanol": 10.0, "toluene": 5.0}[recipe["solvent"]]
@@ -92,7 +107,7 @@ def truth(recipe):
 def measure(recipe):
     out = truth(recipe)
     return {"yield_pct": "<10" if out["yield_pct"] < 10 else out["yield_pct"], "cost": out["cost"]}
-'''
+"""
 
 
 def test_cli_benchmark_with_an_oracle_file_for_another_campaign(tmp_path):
@@ -104,19 +119,70 @@ def test_cli_benchmark_with_an_oracle_file_for_another_campaign(tmp_path):
     cfg_path.write_text(yaml.safe_dump({**CONFIG, "models": GP_ONLY}))
     oracle = tmp_path / "toy_oracle.py"
     oracle.write_text(ORACLE)
-    res = runner.invoke(app, ["benchmark", "--oracle", f"{oracle}:measure", "--strategies", "botorch,random", "--seeds", "2",
-                              "--initial", "3", "--batches", "2", "--batch-size", "2", "--format", "json", "--config", str(cfg_path)])
+    res = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--oracle",
+            f"{oracle}:measure",
+            "--strategies",
+            "botorch,random",
+            "--seeds",
+            "2",
+            "--initial",
+            "3",
+            "--batches",
+            "2",
+            "--batch-size",
+            "2",
+            "--format",
+            "json",
+            "--config",
+            str(cfg_path),
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["problem"] == "toy_oracle" and len(doc["results"]) == 2 * 2 * 3
-    assert set(doc["results"][0]) == {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds", "feasible", "furnace_runs"}
+    assert set(doc["results"][0]) == {
+        "strategy",
+        "seed",
+        "batch",
+        "n_experiments",
+        "hypervolume",
+        "seconds",
+        "feasible",
+        "furnace_runs",
+    }
     cfg = load_config(cfg_path)
     client = MlflowClient(cfg.tracking_uri)
     run = client.get_run(doc["mlflow_run_id"])
     assert run.data.tags["kiln.kind"] == "benchmark" and "botorch.hv_median" in run.data.metrics
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"hypervolume_curves.png", "results.json", "summary.json"}
-    table = runner.invoke(app, ["benchmark", "--oracle", str(oracle), "--strategies", "random", "--seeds", "1", "--initial", "3",
-                                "--batches", "1", "--batch-size", "2", "--config", str(cfg_path)])
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "hypervolume_curves.png",
+        "results.json",
+        "summary.json",
+    }
+    table = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--oracle",
+            str(oracle),
+            "--strategies",
+            "random",
+            "--seeds",
+            "1",
+            "--initial",
+            "3",
+            "--batches",
+            "1",
+            "--batch-size",
+            "2",
+            "--config",
+            str(cfg_path),
+        ],
+    )
     assert table.exit_code == 0 and "to 90 %" in table.stdout
 
 
@@ -136,8 +202,11 @@ def test_cli_benchmark_errors_are_clean(config_path, args, message):
 
 
 def test_experiments_to_reach():
-    rows = [{"strategy": "a", "seed": s, "batch": b, "n_experiments": 4 * (b + 1), "hypervolume": h}
-            for s, hs in enumerate([[0.1, 0.95, 1.0], [0.1, 0.5, 0.92], [0.1, 0.2, 0.3]]) for b, h in enumerate(hs)]
+    rows = [
+        {"strategy": "a", "seed": s, "batch": b, "n_experiments": 4 * (b + 1), "hypervolume": h}
+        for s, hs in enumerate([[0.1, 0.95, 1.0], [0.1, 0.5, 0.92], [0.1, 0.2, 0.3]])
+        for b, h in enumerate(hs)
+    ]
     assert experiments_to_reach(rows, "a", 0.9) == 12.0  # seeds need 8, 12, never -> median 12
     assert math.isinf(experiments_to_reach(rows, "a", 0.99))
 
@@ -145,7 +214,10 @@ def test_experiments_to_reach():
 @pytest.mark.slow
 def test_botorch_beats_random_search_on_the_virtual_lab(gp_config):
     """Statistical, lean: 3 seeds, 8 initial + 3 batches of 4."""
-    res = run_benchmark(virtual_lab_problem(gp_config), BenchmarkSettings(("botorch", "random"), (0, 1, 2), n_initial=8, batches=3, batch_size=4))
+    res = run_benchmark(
+        virtual_lab_problem(gp_config),
+        BenchmarkSettings(("botorch", "random"), (0, 1, 2), n_initial=8, batches=3, batch_size=4),
+    )
     final = {s["strategy"]: s["hv_median"] for s in res.summary if s["batch"] == 3}
     assert final["botorch"] > final["random"] + 0.05, final
 
@@ -157,7 +229,9 @@ def test_with_outcome_constraints_only_feasible_recipes_count():
     from optimize.config import OutcomeConstraint, load_config
     from tests.conftest import SEED_CONFIG
 
-    cfg = load_config(SEED_CONFIG).model_copy(update={"outcome_constraints": (OutcomeConstraint(target="water_retention", min=0.9),)})
+    cfg = load_config(SEED_CONFIG).model_copy(
+        update={"outcome_constraints": (OutcomeConstraint(target="water_retention", min=0.9),)}
+    )
     values = np.array([[80, 22, 0.9, 0.95], [90, 21, 1.0, 0.5], [70, 23, 0.8, np.nan]])
     out = feasible_only(cfg, values)
     assert np.isfinite(out[0]).all() and np.isnan(out[1]).all() and np.isnan(out[2]).all()  # unknown is not feasible

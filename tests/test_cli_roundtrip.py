@@ -76,9 +76,19 @@ def test_round_trip(config_path, config, tmp_path):
     assert {a.path for a in client.list_artifacts(run_id)} >= {"pareto_front.png", "suggestions.json"}
     retrain_run = next(r for r in runs if r.data.tags.get("kiln.triggered_by"))
     assert retrain_run.data.tags["kiln.triggered_by"] == ing["mlflow_run_id"]
-    assert "dispersibility.cv_nlpd" in retrain_run.data.metrics and "dispersibility.constant.cv_rmse" in retrain_run.data.metrics
-    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id, "models")} >= {f"models/{t}.json" for t in TARGETS}
-    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id)} >= {"parity.png", "calibration.png", "importance.png", "model_selection.json"}
+    assert (
+        "dispersibility.cv_nlpd" in retrain_run.data.metrics
+        and "dispersibility.constant.cv_rmse" in retrain_run.data.metrics
+    )
+    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id, "models")} >= {
+        f"models/{t}.json" for t in TARGETS
+    }
+    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id)} >= {
+        "parity.png",
+        "calibration.png",
+        "importance.png",
+        "model_selection.json",
+    }
     tuning = [r for r in runs if r.data.tags["kiln.kind"] == "tuning"]
     assert tuning and all(r.data.tags["mlflow.parentRunId"] in {x.info.run_id for x in runs} for r in tuning)
     assert (config.tracking_path / "mlflow.db").exists()

@@ -23,7 +23,10 @@ def test_init_creates_a_campaign_that_validates_and_suggests_a_first_design(tmp_
     again = kiln("init", str(folder))
     assert again.exit_code == 2 and "a campaign already exists here" in again.stderr
     other = json.loads(kiln("init", str(tmp_path / "other"), "--name", "other_lab", "--format", "json").stdout)
-    assert other["config"].endswith("other/campaign.yaml") and "name: other_lab" in (tmp_path / "other" / "campaign.yaml").read_text()
+    assert (
+        other["config"].endswith("other/campaign.yaml")
+        and "name: other_lab" in (tmp_path / "other" / "campaign.yaml").read_text()
+    )
 
 
 def test_validate_config_reports_data_and_names_bad_files(config_path, config):

@@ -24,7 +24,10 @@ def test_seed_config_matches_design_contract():
     assert isinstance(carb, CategoricalInput) and carb.choices == ("none", "K2CO3", "Na2CO3", "Cs2CO3")
     assert cfg.input("addition").choices == ("internal", "external")
     assert {(t.name, t.direction) for t in cfg.targets} == {
-        ("plqy", "maximize"), ("fwhm_nm", "minimize"), ("dispersibility", "maximize"), ("water_retention", "maximize"),
+        ("plqy", "maximize"),
+        ("fwhm_nm", "minimize"),
+        ("dispersibility", "maximize"),
+        ("water_retention", "maximize"),
     }
     (cond,) = cfg.conditions
     assert cond.when == {"carbonate": "none"} and cond.set == {"k_ratio": 0} and cond.inactive == ("addition",)
@@ -45,7 +48,10 @@ def _write(tmp_path: Path, mutate) -> Path:
         (lambda r: r["targets"][1].update(direction="minimise"), r"targets\.1\.direction"),
         (lambda r: r.update(inputz=[]), r"inputz: unknown key \(did you mean 'inputs'\?\)"),
         (lambda r: r["inputs"][0].update(lower=900), r"lower \(900.0\) must be below upper"),
-        (lambda r: r["conditions"][0]["when"].update(carbonat="none"), r"'carbonat' is not a categorical input \(did you mean 'carbonate'\?\)"),
+        (
+            lambda r: r["conditions"][0]["when"].update(carbonat="none"),
+            r"'carbonat' is not a categorical input \(did you mean 'carbonate'\?\)",
+        ),
         (lambda r: r["conditions"][0]["set"].update(k_ratio=9), r"k_ratio=9.0 lies above \[0.1, 4.0\]"),
         (lambda r: r["targets"][0].update(reference=150), r"reference 150.0 lies outside"),
         (lambda r: r["inputs"][2].update(choices=["none"]), r"inputs\.2.*choices must be at least two"),
@@ -58,7 +64,10 @@ def _write(tmp_path: Path, mutate) -> Path:
         (lambda r: r["models"].update(candidates=["gp", "gp"]), r"without repeats"),
         (lambda r: r["inputs"][2].pop("descriptors"), r"'\*-descriptors' models need descriptors"),
         (lambda r: r["inputs"][2]["descriptors"]["values"].pop("Na2CO3"), r"descriptors\.values lacks \['Na2CO3'\]"),
-        (lambda r: r["inputs"][2]["descriptors"]["values"].update(K2CO3=[1, 2]), r"values\.K2CO3: 2 numbers for 4 names"),
+        (
+            lambda r: r["inputs"][2]["descriptors"]["values"].update(K2CO3=[1, 2]),
+            r"values\.K2CO3: 2 numbers for 4 names",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):

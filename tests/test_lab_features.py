@@ -34,7 +34,9 @@ def _config(tmp_path: Path, **extra):
 # ---- furnace batches --------------------------------------------------------------------------
 @pytest.mark.parametrize("max_distinct", [1, 2])
 def test_a_furnace_batch_shares_its_temperature(tmp_path, max_distinct):
-    config = _config(tmp_path, acquisition={"furnace": {"input": "temperature_c", "max_distinct": max_distinct, "candidates": 2}})
+    config = _config(
+        tmp_path, acquisition={"furnace": {"input": "temperature_c", "max_distinct": max_distinct, "candidates": 2}}
+    )
     campaign = campaign_from_batches(config, lab_batches(config, 24))
     recipes, proposal = suggest_recipes(campaign, fit_models(campaign), 6, seed=0)
     assert len(recipes) == 6 and not recipes.duplicated().any()
@@ -52,7 +54,10 @@ def test_furnace_input_must_be_continuous_and_free(tmp_path):
 # ---- outcome constraints ----------------------------------------------------------------------
 def test_outcome_constraints_steer_suggestions_to_feasible_recipes(tmp_path):
     free_cfg = _config(tmp_path / "free")
-    constrained_cfg = _config(tmp_path / "constrained", outcome_constraints=[{"target": "water_retention", "min": 0.9}, {"target": "dispersibility", "min": 0.7}])
+    constrained_cfg = _config(
+        tmp_path / "constrained",
+        outcome_constraints=[{"target": "water_retention", "min": 0.9}, {"target": "dispersibility", "min": 0.7}],
+    )
     feasible = {}
     for name, cfg in (("free", free_cfg), ("constrained", constrained_cfg)):
         campaign = campaign_from_batches(cfg, lab_batches(cfg, 40))
@@ -93,14 +98,27 @@ def test_constrained_acquisition_is_improvement_times_probability_of_feasibility
 
 
 def test_an_outcome_constraint_must_name_a_target_and_a_bound(tmp_path):
-    with pytest.raises(ConfigError, match=r"outcome_constraints\[0\].target: 'water_retension' is not a target \(did you mean 'water_retention'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"outcome_constraints\[0\].target: 'water_retension' is not a target"
+        r" \(did you mean 'water_retention'\?\)",
+    ):
         _config(tmp_path / "a", outcome_constraints=[{"target": "water_retension", "min": 0.9}])
     with pytest.raises(ConfigError, match=r"give min, max or both"):
         _config(tmp_path / "b", outcome_constraints=[{"target": "plqy"}])
 
 
 # ---- target-value objective -------------------------------------------------------------------
-EMISSION = {"name": "emission_nm", "direction": "target", "goal": 630, "reference": 660, "lower": 400, "upper": 800, "noise_std": 1, "unit": "nm"}
+EMISSION = {
+    "name": "emission_nm",
+    "direction": "target",
+    "goal": 630,
+    "reference": 660,
+    "lower": 400,
+    "upper": 800,
+    "noise_std": 1,
+    "unit": "nm",
+}
 PLQY = {"name": "plqy", "direction": "maximize", "reference": 10, "lower": 0, "upper": 100, "noise_std": 3}
 
 
@@ -130,9 +148,15 @@ def test_a_target_value_objective_scores_the_distance_from_its_goal(tmp_path):
     np.testing.assert_allclose(z[:, 0], [4 / 9] * 5 + [8 / 9])
     emission = torch.tensor([630.0, 615.0, 660.0])
     np.testing.assert_allclose(config.targets[1].objective(emission).numpy(), [0, -15, -30])
-    experiments = pd.DataFrame({
-        "experiment_id": list("abcdef"), "plqy": values[:, 0], "plqy_qualifier": "", "emission_nm": values[:, 1], "emission_nm_qualifier": "",
-    })
+    experiments = pd.DataFrame(
+        {
+            "experiment_id": list("abcdef"),
+            "plqy": values[:, 0],
+            "plqy_qualifier": "",
+            "emission_nm": values[:, 1],
+            "emission_nm_qualifier": "",
+        }
+    )
     assert best_so_far(experiments, config)["emission_nm"] == {"value": 630.0, "experiment_id": "a"}
     assert set(pareto_set(experiments, config).experiment_id) == {"a", "f"}
 
@@ -156,7 +180,7 @@ def _with_failures(config, n: int, above_c: float) -> list[tuple[Path, bytes]]:
     """Virtual-lab rows; every synthesis above ``above_c`` failed (no values, status failed)."""
     from optimize.validation import STATUS
 
-    (path, data), = lab_batches(config, n)
+    ((path, data),) = lab_batches(config, n)
     import io
 
     frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
@@ -187,9 +211,14 @@ def test_suggestions_avoid_where_syntheses_fail(tmp_path):
 # ---- planned vs actual ------------------------------------------------------------------------
 def test_the_actual_temperature_replaces_the_planned_one(tmp_path):
     config = _config(tmp_path)
-    header = "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction,plqy,fwhm_nm,dispersibility,water_retention,temperature_c_actual,status"
+    header = (
+        "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction,"
+        "plqy,fwhm_nm,dispersibility,water_retention,temperature_c_actual,status"
+    )
     path = tmp_path / "b.csv"
-    path.write_text(f"{header}\na-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,672.5,\na-2,650,1,K2CO3,external,1,60,23,0.5,0.6,,ok\na-3,700,1,K2CO3,external,1,,,,,,failed\n")
+    path.write_text(
+        f"{header}\na-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,672.5,\na-2,650,1,K2CO3,external,1,60,23,0.5,0.6,,ok\na-3,700,1,K2CO3,external,1,,,,,,failed\n"
+    )
     ingest_batch(config, path)
     exp = load_campaign(config).experiments.set_index("experiment_id")
     assert exp.loc["a-1", "temperature_c"] == 672.5 and exp.loc["a-1", "temperature_c_planned"] == 650
@@ -208,12 +237,18 @@ def test_the_actual_temperature_replaces_the_planned_one(tmp_path):
         ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,900,", r"column 'temperature_c_actual': outside the search space"),
         ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,6a0,", r"column 'temperature_c_actual': not a number"),
         ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,,broken", r"column 'status': unknown status \(value 'broken'\)"),
-        ("a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,,failed", r"column 'plqy': a failed synthesis has no measured values"),
+        (
+            "a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,,failed",
+            r"column 'plqy': a failed synthesis has no measured values",
+        ),
     ],
 )
 def test_bad_actual_values_and_statuses_are_refused(tmp_path, row, expected):
     config = _config(tmp_path)
-    header = "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction,plqy,fwhm_nm,dispersibility,water_retention,temperature_c_actual,status"
+    header = (
+        "experiment_id,temperature_c,k_ratio,carbonate,addition,br_fraction,"
+        "plqy,fwhm_nm,dispersibility,water_retention,temperature_c_actual,status"
+    )
     path = tmp_path / "b.csv"
     path.write_text(f"{header}\n{row}\n")
     with pytest.raises(DataError, match=expected):

@@ -63,7 +63,8 @@ def test_kiln_ui_serves_mlflow_on_localhost(config_path):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "optimize.cli", "ui", "--config", str(config_path), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline, body = time.time() + 90, ""

@@ -15,7 +15,11 @@ def _campaigns(config, sizes: list[int]):
 
 
 def test_choice_is_kept_until_the_data_grow_past_the_threshold(tmp_path):
-    config = load_config(make_campaign(tmp_path, models={"candidates": ["gp-onehot", "constant"], "reselect_growth": 0.25, "importance_repeats": 1}))
+    config = load_config(
+        make_campaign(
+            tmp_path, models={"candidates": ["gp-onehot", "constant"], "reselect_growth": 0.25, "importance_repeats": 1}
+        )
+    )
     first, small_step, big_step = _campaigns(config, [40, 48, 56])
     fitted, sel = select_models(first)
     assert all(r.selected_on == 40 and set(r.cv) == {"gp-onehot", "constant"} for r in fitted.reports.values())

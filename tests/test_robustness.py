@@ -53,7 +53,9 @@ def _row(draw, i: int) -> dict:
         v = draw(st.none() | _value(lo, hi))
         row[name] = v
         row[qualifier_column(name)] = "" if v is None else draw(st.sampled_from(["", "", "<", ">", "~"]))
-    failed = draw(st.booleans()) and all(row[t] is None for t in ("plqy", "fwhm_nm", "dispersibility", "water_retention"))
+    failed = draw(st.booleans()) and all(
+        row[t] is None for t in ("plqy", "fwhm_nm", "dispersibility", "water_retention")
+    )
     row["status"] = "failed" if failed else draw(st.sampled_from(["", "ok"]))
     if draw(st.booleans()):  # the furnace log says what temperature was really reached
         row["temperature_c_actual"] = draw(_value(400, 800))
@@ -104,8 +106,10 @@ def test_random_valid_batches_round_trip_exactly(batches):
                 else:
                     assert g == v and isinstance(g, type(v)), (c, g, v)
         # the stored files are the bytes that came in
-        stored = sorted((config.data_path / BATCHES).iterdir())[-len(batches):]
-        assert [p.read_bytes() for p in stored] == [(Path(tmp) / f"in{k}.csv").read_bytes() for k in range(len(batches))]
+        stored = sorted((config.data_path / BATCHES).iterdir())[-len(batches) :]
+        assert [p.read_bytes() for p in stored] == [
+            (Path(tmp) / f"in{k}.csv").read_bytes() for k in range(len(batches))
+        ]
 
 
 # ---- more bad inputs: oversized, YAML, lookup tables, predict files ---------------------------
@@ -114,7 +118,9 @@ def test_a_100_mb_file_is_refused_before_it_is_read(config, tmp_path):
     with big.open("wb") as f:  # sparse: 100 MB on paper, no disk used
         f.truncate(100 * 10**6)
     before = snapshot(config.data_path)
-    with pytest.raises(DataError, match=r"big.csv: the file is 100 MB, above the 10 MiB limit. Fix: split it into batches"):
+    with pytest.raises(
+        DataError, match=r"big.csv: the file is 100 MB, above the 10 MiB limit. Fix: split it into batches"
+    ):
         ingest_batch(config, big)
     assert snapshot(config.data_path) == before
     assert big.stat().st_size > MAX_BYTES
@@ -141,8 +147,14 @@ def test_config_yaml_is_read_safely_and_checked(tmp_path, yaml_text, expected):
     "content, expected",
     [
         (b"temperature_c\ttk_ratio\n650\t1\n", r"not separated by commas"),
-        (b"temperature_c,k_ratio,carbonate,addition,br_fraction\n650,1,K2CO3,internal,1,5\n", r"row 2: the row has 6 cells"),
-        (b"temperature_c,k_ratio,carbonate,addition,br_fraction\n650,1,K2CO3,inside,1\n", r"column 'addition': unknown category \(value 'inside'\)"),
+        (
+            b"temperature_c,k_ratio,carbonate,addition,br_fraction\n650,1,K2CO3,internal,1,5\n",
+            r"row 2: the row has 6 cells",
+        ),
+        (
+            b"temperature_c,k_ratio,carbonate,addition,br_fraction\n650,1,K2CO3,inside,1\n",
+            r"column 'addition': unknown category \(value 'inside'\)",
+        ),
     ],
 )
 def test_lookup_tables_and_predict_files_are_validated_like_batches(config_path, config, tmp_path, content, expected):
@@ -199,9 +211,22 @@ def _batch_file(folder: Path, k: int, rows: int = 3) -> Path:
 
 def table_columns_seed() -> list[str]:
     return [
-        "experiment_id", "batch", "temperature_c", "k_ratio", "carbonate", "addition", "br_fraction",
-        "plqy", "plqy_qualifier", "fwhm_nm", "dispersibility", "water_retention",
-        "fwhm_nm_qualifier", "dispersibility_qualifier", "water_retention_qualifier", "notes",
+        "experiment_id",
+        "batch",
+        "temperature_c",
+        "k_ratio",
+        "carbonate",
+        "addition",
+        "br_fraction",
+        "plqy",
+        "plqy_qualifier",
+        "fwhm_nm",
+        "dispersibility",
+        "water_retention",
+        "fwhm_nm_qualifier",
+        "dispersibility_qualifier",
+        "water_retention_qualifier",
+        "notes",
     ]
 
 
@@ -210,17 +235,23 @@ def test_eight_concurrent_ingests_all_land_once(config_path, config, tmp_path):
     before = load_campaign(config)
     files = [_batch_file(tmp_path, k) for k in range(8)]
     procs = [
-        subprocess.Popen(_kiln("ingest", str(f), "--no-retrain", "--format", "json", "--config", str(config_path)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            _kiln("ingest", str(f), "--no-retrain", "--format", "json", "--config", str(config_path)),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for f in files
     ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, errtext) in zip(procs, outs):
         assert p.returncode == 0, errtext
     after = load_campaign(config)
-    new = after.experiments.iloc[len(before.experiments):]
+    new = after.experiments.iloc[len(before.experiments) :]
     assert len(after.batches) == len(before.batches) + 8
     assert sorted(new["experiment_id"]) == sorted(f"c{k}-{i}" for k in range(8) for i in range(3))
-    stored = {b.path.read_bytes() for b in after.batches[len(before.batches):]}
+    stored = {b.path.read_bytes() for b in after.batches[len(before.batches) :]}
     assert stored == {f.read_bytes() for f in files}
     numbers = [b.path.name[:3] for b in after.batches]
     assert len(set(numbers)) == len(numbers)  # no two processes took the same batch number
@@ -233,7 +264,16 @@ def test_eight_concurrent_ingests_all_land_once(config_path, config, tmp_path):
     assert len(runs) == 8
     # the same 8 files again, at once: every one is refused as already ingested, nothing changes
     snap = snapshot(config.data_path)
-    procs = [subprocess.Popen(_kiln("ingest", str(f), "--no-retrain", "--config", str(config_path)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
+    procs = [
+        subprocess.Popen(
+            _kiln("ingest", str(f), "--no-retrain", "--config", str(config_path)),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in files
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 2 and "already ingested" in e for p, (_, e) in zip(procs, outs))
     assert snapshot(config.data_path) == snap
@@ -257,7 +297,8 @@ for path in sorted(Path(sys.argv[2]).glob("*.csv")):
         if "already ingested" not in str(e):
             raise
     row = {c: "" for c in ledger_columns(config)}
-    row.update(suggestion_id=f"L-{path.stem}", batch="L", temperature_c=600.0, k_ratio=1.0, br_fraction=1.0, carbonate="K2CO3", addition="internal")
+    recipe = dict(temperature_c=600.0, k_ratio=1.0, br_fraction=1.0, carbonate="K2CO3", addition="internal")
+    row.update(suggestion_id=f"L-{path.stem}", batch="L", **recipe)
     record_suggestions(config, pd.DataFrame([row]))
 print("done", flush=True)
 """
@@ -265,7 +306,10 @@ print("done", flush=True)
 
 def _big_batch(folder: Path, k: int, rows: int) -> Path:
     lines = [",".join(table_columns_seed())]
-    lines += [f"k{k}-{i},k{k},{400 + (i % 80) * 5},{(i % 80) * 0.05},K2CO3,external,0.5,{i % 100},,30,0.5,0.5,,,,row {i}" for i in range(rows)]
+    lines += [
+        f"k{k}-{i},k{k},{400 + (i % 80) * 5},{(i % 80) * 0.05},K2CO3,external,0.5,{i % 100},,30,0.5,0.5,,,,row {i}"
+        for i in range(rows)
+    ]
     path = folder / f"{k:03d}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -282,7 +326,13 @@ def test_kill_9_mid_ingest_leaves_a_valid_campaign_and_nothing_lost(config_path,
     rng = random.Random(0)
     kills, finished = 0, False
     for attempt in range(40):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(config_path), str(incoming)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(config_path), str(incoming)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline().strip() == "ready"
         if attempt < 10:
             time.sleep(rng.uniform(0.05, 1.5))
@@ -339,7 +389,8 @@ if step == "batch":
     ingest_batch(config, Path(batch))
 else:
     row = {c: "" for c in ledger_columns(config)}
-    row.update(suggestion_id="crash-1", batch="L", temperature_c=600.0, k_ratio=1.0, br_fraction=1.0, carbonate="K2CO3", addition="internal")
+    recipe = dict(temperature_c=600.0, k_ratio=1.0, br_fraction=1.0, carbonate="K2CO3", addition="internal")
+    row.update(suggestion_id="crash-1", batch="L", **recipe)
     record_suggestions(config, pd.DataFrame([row]))
 """
 
@@ -351,7 +402,13 @@ def test_a_crash_at_each_point_of_a_write_leaves_the_old_or_the_new_file(config_
 
     batch = _batch_file(tmp_path, 1)
     before = load_campaign(config)
-    proc = subprocess.run([sys.executable, "-c", _CRASH, str(config_path), str(batch), step, point], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASH, str(config_path), str(batch), step, point],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 137, proc.stderr
     after = load_campaign(config)  # loads: no torn file is ever visible
     landed = point == "after-rename"
@@ -366,7 +423,15 @@ def test_a_crash_at_each_point_of_a_write_leaves_the_old_or_the_new_file(config_
         assert list(after.ledger["suggestion_id"]) == (["crash-1"] if landed else [])
         if not landed:
             row = {c: "" for c in ledger_columns(config)}
-            row.update(suggestion_id="crash-1", batch="L", temperature_c=600.0, k_ratio=1.0, br_fraction=1.0, carbonate="K2CO3", addition="internal")
+            row.update(
+                suggestion_id="crash-1",
+                batch="L",
+                temperature_c=600.0,
+                k_ratio=1.0,
+                br_fraction=1.0,
+                carbonate="K2CO3",
+                addition="internal",
+            )
             record_suggestions(config, pd.DataFrame([row]))
         assert list(load_campaign(config).ledger["suggestion_id"]) == ["crash-1"]
         assert (config.data_path / LEDGER).read_text().count("crash-1") == 1

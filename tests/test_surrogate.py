@@ -41,7 +41,9 @@ def _models():
     return {
         "gp": GPSurrogate(CODES, scale_floor=5, noise_floor=0.5),
         "gp-onehot": GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5),
-        "gbm": GBMSurrogate(ONEHOT, params=GBMParams(n_estimators=150, learning_rate=0.1, max_depth=3), n_members=8, noise_floor=0.5),
+        "gbm": GBMSurrogate(
+            ONEHOT, params=GBMParams(n_estimators=150, learning_rate=0.1, max_depth=3), n_members=8, noise_floor=0.5
+        ),
     }
 
 
@@ -131,7 +133,9 @@ def test_a_gp_fit_that_cannot_succeed_is_reported_by_target_name(case):
         X[3, 0] = float("nan")
     else:
         y = np.array([1e308, -1e308] * 5)
-    with pytest.raises(SurrogateFitError, match=r"^plqy: Gaussian-process fit failed after 3 attempts with growing jitter"):
+    with pytest.raises(
+        SurrogateFitError, match=r"^plqy: Gaussian-process fit failed after 3 attempts with growing jitter"
+    ):
         GPSurrogate(ONEHOT, name="plqy").fit(X, y)
 
 
@@ -168,7 +172,9 @@ def test_warm_start_reaches_the_cold_optimum_and_only_from_a_matching_gp():
     Xt = ENC.encode(_frame(20, 9))
     np.testing.assert_allclose(warm.predict(Xt)[0], cold.predict(Xt)[0], atol=0.05 * np.std(y))
     # a GP on other features (codes) or another kind is no warm start for a one-hot GP
-    assert not hasattr(GPSurrogate(ONEHOT).warm_start(GPSurrogate(CODES, scale_floor=5).fit(X[:20], y[:20])), "init_params_")
+    assert not hasattr(
+        GPSurrogate(ONEHOT).warm_start(GPSurrogate(CODES, scale_floor=5).fit(X[:20], y[:20])), "init_params_"
+    )
     assert not hasattr(GPSurrogate(ONEHOT).warm_start(ConstantSurrogate(ONEHOT).fit(X, y)), "init_params_")
 
 

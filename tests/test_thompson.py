@@ -46,7 +46,9 @@ def test_function_samples_follow_the_posterior(tmp_path):
     assert torch.allclose(draws.std(0), std, rtol=0.2)
     assert torch.equal(gp.sample(X, torch.Generator().manual_seed(3)), gp.sample(X, torch.Generator().manual_seed(3)))
 
-    cfg_gbm = cfg.model_copy(update={"models": cfg.models.model_copy(update={"candidates": ("gbm",), "tuning_trials": 2})})
+    cfg_gbm = cfg.model_copy(
+        update={"models": cfg.models.model_copy(update={"candidates": ("gbm",), "tuning_trials": 2})}
+    )
     gbm = fit_models(campaign_from_batches(cfg_gbm, lab_batches(cfg_gbm, 12))).surrogates["plqy"]
     F = gbm.featurizer(X).numpy()
     members = [m.predict(F) for m in gbm.members_]
@@ -62,7 +64,9 @@ def test_batches_on_a_lookup_pool_pick_untried_rows(tmp_path, kind):
     from optimize.models import fit_models
     from tests.conftest import lab_batches, make_campaign
 
-    cfg = load_config(make_campaign(tmp_path, acquisition={"kind": kind, "mc_samples": 32}, models={"candidates": ["gp-onehot"]}))
+    cfg = load_config(
+        make_campaign(tmp_path, acquisition={"kind": kind, "mc_samples": 32}, models={"candidates": ["gp-onehot"]})
+    )
     batches = lab_batches(cfg, 40)
     everything = campaign_from_batches(cfg, batches).experiments
     campaign = campaign_from_batches(cfg, lab_batches(cfg, 10))

@@ -85,7 +85,17 @@ def test_transfer_learns_how_far_the_prior_carries_over():
 
 
 def test_cross_validation_scores_own_rows_with_the_prior_always_in_training(tmp_path):
-    config = load_config(_new_lab(tmp_path, models={"candidates": ["gp-onehot", "gbm", "constant"], "tuning_trials": 3, "gbm_members": 3, "importance_repeats": 1}))
+    config = load_config(
+        _new_lab(
+            tmp_path,
+            models={
+                "candidates": ["gp-onehot", "gbm", "constant"],
+                "tuning_trials": 3,
+                "gbm_members": 3,
+                "importance_repeats": 1,
+            },
+        )
+    )
     campaign = campaign_from_batches(config, lab_batches(config, 10), prior=load_campaign(config).prior)
     fitted, selection = select_models(campaign)
     for result in selection.cv_results["dispersibility"]:
@@ -109,7 +119,9 @@ def test_the_data_version_follows_the_prior(tmp_path):
 
 def test_a_bad_prior_is_refused_with_the_fix(tmp_path):
     config = load_config(_new_lab(tmp_path / "a", prior={"data_dir": "nowhere"}))
-    with pytest.raises(DataError, match=r"nowhere/batches: the prior campaign has no batch files .* Fix: point prior.data_dir"):
+    with pytest.raises(
+        DataError, match=r"nowhere/batches: the prior campaign has no batch files .* Fix: point prior.data_dir"
+    ):
         load_campaign(config)
     path = _new_lab(tmp_path / "b")
     batch = next((tmp_path / "b" / "paper" / "batches").glob("*.csv"))
@@ -144,11 +156,15 @@ def test_a_benchmark_can_start_from_the_prior_without_a_design(tmp_path):
 
     config = load_config(_new_lab(tmp_path))
     other_lab = VirtualLab(furnace_offset_c=30.0, plqy_scale=0.8)
-    result = run_benchmark(virtual_lab_problem(config, lab=other_lab), BenchmarkSettings(("botorch", "random"), (0,), 0, 1, 3))
+    result = run_benchmark(
+        virtual_lab_problem(config, lab=other_lab), BenchmarkSettings(("botorch", "random"), (0,), 0, 1, 3)
+    )
     rows = {(r["strategy"], r["batch"]): r for r in result.rows}
     assert rows["botorch", 0]["n_experiments"] == 0 and rows["botorch", 0]["hypervolume"] == 0.0
     assert rows["botorch", 1]["n_experiments"] == 3
     assert rows["botorch", 1]["hypervolume"] > rows["random", 1]["hypervolume"]  # the prior's first batch beats chance
-    assert other_lab.truth({"temperature_c": 570, "k_ratio": 0, "carbonate": "none", "br_fraction": 1})["plqy"] == pytest.approx(
+    assert other_lab.truth({"temperature_c": 570, "k_ratio": 0, "carbonate": "none", "br_fraction": 1})[
+        "plqy"
+    ] == pytest.approx(
         0.8 * VirtualLab().truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "br_fraction": 1})["plqy"]
     )

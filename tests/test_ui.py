@@ -53,8 +53,22 @@ class UI:
     def __init__(self, config_path: Path, *extra: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "optimize.cli", "ui", "--config", str(config_path), "--port", str(self.port), *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "optimize.cli",
+                "ui",
+                "--config",
+                str(config_path),
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -108,7 +122,15 @@ def test_ui_listens_on_localhost_only_unless_host_is_given(config_path, config):
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 # flags for a closed network (the machine notes: without them Chromium keeps dialling out)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.mark.slow
@@ -134,7 +156,9 @@ def test_the_mlflow_ui_shows_the_campaign_runs_and_metrics_in_a_real_browser(con
             page.get_by_text(config.name).first.wait_for(timeout=60_000)
             page.get_by_text(run_name).first.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "mlflow_experiment.png"), full_page=True)
-            page.goto(f"{ui.url}/#/experiments/{exp.experiment_id}/runs/{result.mlflow_run_id}", wait_until="domcontentloaded")
+            page.goto(
+                f"{ui.url}/#/experiments/{exp.experiment_id}/runs/{result.mlflow_run_id}", wait_until="domcontentloaded"
+            )
             page.get_by_text("plqy.cv_nlpd").first.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "mlflow_run.png"), full_page=True)
         finally:
@@ -156,7 +180,11 @@ def test_shared_server_mode_two_chemists_one_history(config_path, tmp_path):
         for cfg, out in ((config_path, tmp_path / "p1"), (second, tmp_path / "p2")):
             res = subprocess.run(
                 [sys.executable, "-m", "optimize.cli", "--quiet", "history", "--plot", str(out), "--config", str(cfg)],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
             assert res.returncode == 0, res.stderr
         client = MlflowClient(tracking_uri=server.url)

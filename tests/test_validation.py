@@ -10,7 +10,10 @@ from optimize.campaign import ingest_batch, load_campaign
 from optimize.errors import DataError
 from tests.conftest import snapshot
 
-HEADER = "experiment_id,batch,temperature_c,k_ratio,carbonate,addition,br_fraction,plqy,plqy_qualifier,fwhm_nm,dispersibility,water_retention,notes"
+HEADER = (
+    "experiment_id,batch,temperature_c,k_ratio,carbonate,addition,br_fraction,"
+    "plqy,plqy_qualifier,fwhm_nm,dispersibility,water_retention,notes"
+)
 GOOD = "x-1,b1,650,1,K2CO3,internal,1,80,,23,0.9,0.95,ok"
 
 
@@ -20,26 +23,56 @@ GOOD = "x-1,b1,650,1,K2CO3,internal,1,80,,23,0.9,0.95,ok"
         (b"", r"the file is empty"),
         (HEADER.encode() + b"\n", r"header but no experiments"),
         (HEADER.replace(",", ";").encode() + b"\n" + GOOD.replace(",", ";").encode(), r"not separated by commas"),
-        (HEADER.replace("temperature_c", "temperature").encode() + b"\n" + GOOD.encode(), r"column 'temperature': unknown column.*did you mean 'temperature_c'"),
-        (HEADER.replace(",plqy,", ",").encode() + b"\n" + GOOD.replace(",80,", ",").encode(), r"column 'plqy': required column is missing"),
-        ((HEADER + "\n" + GOOD.replace(",650,", ',"650,5",')).encode(), r"row 2, column 'temperature_c': not a number \(value '650,5'\). Fix: use a decimal point: 650.5"),
-        (f"{HEADER}\n{GOOD.replace(',650,', ',950,')}".encode(), r"row 2, column 'temperature_c': outside the search space \[400.0, 800.0\]"),
+        (
+            HEADER.replace("temperature_c", "temperature").encode() + b"\n" + GOOD.encode(),
+            r"column 'temperature': unknown column.*did you mean 'temperature_c'",
+        ),
+        (
+            HEADER.replace(",plqy,", ",").encode() + b"\n" + GOOD.replace(",80,", ",").encode(),
+            r"column 'plqy': required column is missing",
+        ),
+        (
+            (HEADER + "\n" + GOOD.replace(",650,", ',"650,5",')).encode(),
+            r"row 2, column 'temperature_c': not a number \(value '650,5'\). Fix: use a decimal point: 650.5",
+        ),
+        (
+            f"{HEADER}\n{GOOD.replace(',650,', ',950,')}".encode(),
+            r"row 2, column 'temperature_c': outside the search space \[400.0, 800.0\]",
+        ),
         (f"{HEADER}\n{GOOD.replace(',650,', ',nan,')}".encode(), r"column 'temperature_c': not a finite number"),
         (f"{HEADER}\n{GOOD.replace(',0.9,', ',inf,')}".encode(), r"column 'dispersibility': not a finite number"),
         (HEADER.replace(",", "\t").encode() + b"\n" + GOOD.replace(",", "\t").encode(), r"not separated by commas"),
-        (f"{HEADER}\n{GOOD.replace(',650,1,', ',1,650,')}".encode(), r"row 2, column 'temperature_c': outside the search space \[400.0, 800.0\] \(value 1.0\)"),  # swapped columns
-        (f"{HEADER}\n{GOOD.replace('K2CO3', 'K2C03')}".encode(), r"column 'carbonate': unknown category \(value 'K2C03'\). Fix: did you mean 'K2CO3'"),
+        (
+            f"{HEADER}\n{GOOD.replace(',650,1,', ',1,650,')}".encode(),
+            r"row 2, column 'temperature_c': outside the search space \[400.0, 800.0\] \(value 1.0\)",
+        ),  # swapped columns
+        (
+            f"{HEADER}\n{GOOD.replace('K2CO3', 'K2C03')}".encode(),
+            r"column 'carbonate': unknown category \(value 'K2C03'\). Fix: did you mean 'K2CO3'",
+        ),
         (f"{HEADER}\n{GOOD.replace('K2CO3', 'k2co3')}".encode(), r"write 'K2CO3' \(exact spelling\)"),
-        (f"{HEADER}\n{GOOD.replace(',80,', ',180,')}".encode(), r"column 'plqy': outside the physical range \[0.0, 100.0\] %"),
+        (
+            f"{HEADER}\n{GOOD.replace(',80,', ',180,')}".encode(),
+            r"column 'plqy': outside the physical range \[0.0, 100.0\] %",
+        ),
         (f"{HEADER}\n{GOOD.replace(',80,', ',-3,')}".encode(), r"column 'plqy': outside the physical range"),
         (f"{HEADER}\n{GOOD}\n{GOOD}".encode(), r"row 3, column 'experiment_id': duplicate experiment id"),
         (f"{HEADER}\n{GOOD.replace('x-1', 'he2023-07')}".encode(), r"duplicate experiment id \(value 'he2023-07'\)"),
         (f"{HEADER}\n{GOOD.replace(',80,,', ',80,<=,')}".encode(), r"column 'plqy_qualifier': unknown qualifier"),
         (f"{HEADER}\n{GOOD.replace(',80,,', ',,<,')}".encode(), r"qualifier given without a value"),
-        (f"{HEADER}\nx-2,b1,650,1.5,none,,1,80,,23,0.9,0.95,k without carbonate".encode(), r"column 'k_ratio': must be 0 when carbonate = none"),
-        (f"{HEADER}\nx-2,b1,650,1,K2CO3,,1,80,,23,0.9,0.95,no addition".encode(), r"column 'addition': value is missing"),
+        (
+            f"{HEADER}\nx-2,b1,650,1.5,none,,1,80,,23,0.9,0.95,k without carbonate".encode(),
+            r"column 'k_ratio': must be 0 when carbonate = none",
+        ),
+        (
+            f"{HEADER}\nx-2,b1,650,1,K2CO3,,1,80,,23,0.9,0.95,no addition".encode(),
+            r"column 'addition': value is missing",
+        ),
         (f"{HEADER}\n{GOOD},extra".encode(), r"row 2: the row has 14 cells but the header has 13"),
-        (HEADER.encode() + b"\n" + GOOD.replace("ok", "caf\xe9").encode("latin-1"), r"is not UTF-8.*save the file as 'CSV UTF-8'"),
+        (
+            HEADER.encode() + b"\n" + GOOD.replace("ok", "caf\xe9").encode("latin-1"),
+            r"is not UTF-8.*save the file as 'CSV UTF-8'",
+        ),
     ],
 )
 def test_bad_batch_is_refused_and_nothing_written(config, tmp_path, content, expected):

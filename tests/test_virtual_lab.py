@@ -9,7 +9,10 @@ import pytest
 from optimize.virtual_lab import VirtualLab
 
 LAB = VirtualLab()
-SEED = pd.read_csv(__import__("tests.conftest", fromlist=["SEED_DATA"]).SEED_DATA / "batches" / "000_seed_he2023.csv", keep_default_na=False)
+SEED = pd.read_csv(
+    __import__("tests.conftest", fromlist=["SEED_DATA"]).SEED_DATA / "batches" / "000_seed_he2023.csv",
+    keep_default_na=False,
+)
 
 
 def truth(T=600, r=0.0, carbonate="none", addition=None, x=1.0):
@@ -48,14 +51,22 @@ def test_pores_seal_with_temperature_and_internal_k2co3():
     w = [truth(T)["water_retention"] for T in (400, 500, 600, 700, 800)]
     assert w == pytest.approx([0.2, 0.2, 0.8, 1.0, 1.0], abs=0.06) and w == sorted(w)
     assert truth(600, 1, "K2CO3", "internal")["water_retention"] > 0.95
-    assert truth(600, 1, "K2CO3", "external")["water_retention"] == pytest.approx(truth(600)["water_retention"])  # pores not collapsed
+    assert truth(600, 1, "K2CO3", "external")["water_retention"] == pytest.approx(
+        truth(600)["water_retention"]
+    )  # pores not collapsed
 
 
 def test_dispersibility_falls_above_650_c_with_ratio_above_one_and_with_na2co3():
-    assert truth(600)["dispersibility"] > 0.9 and truth(700)["dispersibility"] < 0.1 and truth(800)["dispersibility"] < 0.05
+    assert (
+        truth(600)["dispersibility"] > 0.9
+        and truth(700)["dispersibility"] < 0.1
+        and truth(800)["dispersibility"] < 0.05
+    )
     k = [truth(600, r, "K2CO3", "internal")["dispersibility"] for r in (1, 2, 4)]
     assert k[0] > 0.9 and k[1] < 0.3 and k[2] < 0.3  # "crosslinking and fusing" at 2:1 and 4:1
-    assert truth(600, 1, "K2CO3", "external")["dispersibility"] == pytest.approx(0.5, abs=0.1)  # "agglomeration occurred"
+    assert truth(600, 1, "K2CO3", "external")["dispersibility"] == pytest.approx(
+        0.5, abs=0.1
+    )  # "agglomeration occurred"
     assert truth(600, 1, "Na2CO3", "internal")["dispersibility"] < 0.15  # "excessive agglomeration"
 
 
