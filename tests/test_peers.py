@@ -68,7 +68,7 @@ def test_a_peer_without_its_package_names_the_extra(monkeypatch, toy):
 
     from optimize.benchmark import BenchmarkError
 
-    monkeypatch.setitem(sys.modules, "ax", None)  # as if ax-platform were not installed
-    monkeypatch.delitem(sys.modules, "ax.api.client", raising=False)
+    for name in ["ax", "ax.api", "ax.api.client", *(k for k in sys.modules if k.startswith("ax."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if ax-platform were not installed
     with pytest.raises(BenchmarkError, match=r"pip install -e '.\[peers\]'"):
         run_benchmark(toy, BenchmarkSettings(("ax",), (0,), n_initial=3, batches=1, batch_size=1))
