@@ -10,10 +10,12 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
 3. round to the configured steps, drop near-duplicates of measured, pending or already chosen recipes,
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 
-The acquisition (``acquisition.kind``) is qLogEHVI against the posterior-mean front with pending
-recipes believed at their means (the default: 3 s for 8 recipes at 100 experiments), qLogNEHVI or
-qLogNParEGO, on the per-target surrogates (whichever model won cross-validation for each target),
-with minimized targets negated and a ``target`` objective scored as minus its distance from the goal.
+The acquisition (``acquisition.kind``) is ``portfolio`` by default: the first half of each batch by
+qLogEHVI against the posterior-mean front (pending recipes believed at their means), the rest by Thompson
+sampling of random Chebyshev scalarizations (:mod:`optimize.thompson`), which explores where the models are
+unsure; or qLogEHVI, qLogNEHVI or qLogNParEGO for the whole batch. All run on the per-target surrogates
+(whichever model won cross-validation for each target), with minimized targets negated and a ``target``
+objective scored as minus its distance from the goal.
 Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
 """
 
@@ -146,7 +148,8 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
       per MC sample: most accurate, slowest);
     - ``qlogehvi``: EHVI against the front of the posterior means at the measured and pending recipes
       (pending ones "believed" at their predicted means): one box decomposition per step;
-    - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed).
+    - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed);
+    - ``portfolio``: ``qlogehvi`` for the half of each batch it chooses (:mod:`optimize.thompson` the rest).
     """
     settings = config.acquisition
     model = fitted.botorch_model()
@@ -160,13 +163,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     def sampler(step: int) -> SobolQMCNormalSampler:
         return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
 
-    if settings.kind in (
-        "qlogehvi",
-        "thompson",
-        "portfolio",
-        "tsparego",
-        "portfolio-parego",
-    ):  # (thompson: only in furnace batches, see propose)
+    if settings.kind in ("qlogehvi", "portfolio"):  # portfolio: its qLogEHVI half, and furnace batches
 
         def front(X: Tensor) -> Tensor:
             """Objective values (``k x m``) of the posterior means at ``X`` that meet every constraint."""
@@ -322,14 +319,10 @@ def propose(
     combos = enumerate_combos(config, encoder)
     build = _acqf_builder(config, fitted, baseline, seed)
     search = _Search(config, fitted, X_measured, X_pending, seed)
-    if settings.kind in ("thompson", "portfolio", "tsparego", "portfolio-parego") and settings.furnace is None:
-        # portfolio: the first half of the batch by qLogEHVI (exploit), the rest by Thompson sampling (explore)
-        n_ehvi = (n + 1) // 2 if settings.kind.startswith("portfolio") else 0
-        X1, v1 = (
-            search.greedy(build, combos, n_ehvi)
-            if n_ehvi
-            else (torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0))
-        )
+    if settings.kind == "portfolio" and settings.furnace is None:
+        # the first half of the batch by qLogEHVI (exploit), the rest by Thompson sampling (explore)
+        n_ehvi = (n + 1) // 2
+        X1, v1 = search.greedy(build, combos, n_ehvi)
         X2, v2 = _thompson(
             config,
             fitted,
@@ -444,17 +437,15 @@ class _Search:
 
 
 def _thompson(config, fitted, combos, X_baseline: Tensor, X_pending: Tensor, X_measured: Tensor, n: int, seed: int):
-    """``n`` recipes by Thompson sampling (see :mod:`optimize.thompson`) on fresh Sobol candidates."""
+    """``n`` recipes (``n x d``) by Thompson sampling (see :mod:`optimize.thompson`) on fresh Sobol candidates,
+    and their sampled values."""
     from optimize.thompson import CANDIDATES_PER_RAW_SAMPLE, sobol_candidates, thompson_batch
 
     if n == 0:
         return torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0)
     per_combo = CANDIDATES_PER_RAW_SAMPLE * config.acquisition.raw_samples_per_combo
     draw = sobol_candidates(config, fitted.encoder, combos, per_combo, seed + 1)
-    scalarize = config.acquisition.kind in ("tsparego", "portfolio-parego")
-    X, values = thompson_batch(
-        config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw, scalarize
-    )
+    X, values = thompson_batch(config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw)
     return X, values.numpy()
 
 
@@ -474,7 +465,7 @@ def _propose_from_pool(
         pick = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         return Proposal(X_pool[[free[i] for i in pick]], np.full(n, np.nan), "random-pool")
     kind = config.acquisition.kind
-    n_greedy = {"thompson": 0, "portfolio": (n + 1) // 2}.get(kind, n)  # the rest by Thompson sampling
+    n_greedy = (n + 1) // 2 if kind == "portfolio" else n  # the rest by Thompson sampling
     chosen, values = [], []
     build = _acqf_builder(config, fitted, X_baseline, seed)
     for step in range(n_greedy):

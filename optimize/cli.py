@@ -247,6 +247,9 @@ def benchmark(
             min=1, help="processes running (strategy, seed) cells, one torch thread each [default: the machine's cores]"
         ),
     ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="comma-separated model candidates for kiln's loop instead of the config's")
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -254,9 +257,12 @@ def benchmark(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from optimize.benchmark import BenchmarkSettings, default_workers, experiments_to_reach
+    from optimize.config import with_candidates
     from optimize.service import benchmark as run_benchmark
 
     cfg = _run(_load, config)
+    if models:
+        cfg = _run(with_candidates, cfg, tuple(m.strip() for m in models.split(",") if m.strip()))
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     settings = _run(BenchmarkSettings, names, tuple(range(seeds)), initial, batches, batch_size)
     total = len(names) * seeds * (batches + 1)

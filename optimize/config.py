@@ -415,6 +415,16 @@ def _hint(name: str, options: dict | list | tuple) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def with_candidates(config: CampaignConfig, candidates: tuple[str, ...]) -> CampaignConfig:
+    """The config with other model candidates (``kiln benchmark --models``), validated as if read from YAML."""
+    doc = {**config.model_dump(), "models": {**config.models.model_dump(), "candidates": list(candidates)}}
+    try:
+        return CampaignConfig.model_validate({**doc, "source_path": config.source_path})
+    except ValidationError as e:
+        where = config.source_path or config.name
+        raise ConfigError(f"{where}: --models {','.join(candidates)}: {e.errors()[0]['msg']}") from None
+
+
 def load_config(path: str | os.PathLike[str]) -> CampaignConfig:
     """Read and validate a campaign YAML file.
 

@@ -84,7 +84,7 @@ def test_reproducible_with_seed_and_pending_excluded(fitted_seed):
         assert not (same_cat and close)
 
 
-@pytest.mark.parametrize("kind", ["qlognparego", "qlogehvi", "thompson", "portfolio"])
+@pytest.mark.parametrize("kind", ["qlognparego", "qlogehvi", "portfolio"])
 def test_other_acquisition_kinds(fitted_seed, kind):
     cfg, fitted, X = fitted_seed
     cfg2 = cfg.model_copy(update={"acquisition": cfg.acquisition.model_copy(update={"kind": kind})})
