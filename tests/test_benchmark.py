@@ -259,3 +259,23 @@ def test_public_problems_load_and_run(name, rows):
     res = run_benchmark(problem, BenchmarkSettings(("random",), (0, 1), n_initial=4, batches=2, batch_size=3))
     frame = res.frame()
     assert frame.hypervolume.between(0, 1).all() and frame.groupby("seed").hypervolume.is_monotonic_increasing.all()
+
+
+def test_cli_workers_and_models_options(tmp_path):
+    """--workers N gives the serial result; --models replaces the config's candidates (validated)."""
+    from tests.test_other_campaign import CONFIG
+
+    cfg_path = tmp_path / "toy.yaml"
+    cfg_path.write_text(yaml.safe_dump(CONFIG))
+    oracle = tmp_path / "toy_oracle.py"
+    oracle.write_text(ORACLE)
+    common = ["benchmark", "--oracle", str(oracle), "--strategies", "random,botorch", "--seeds", "2", "--initial", "3"]
+    common += ["--batches", "1", "--batch-size", "2", "--format", "json", "--config", str(cfg_path)]
+    docs = []
+    for workers in ("1", "2"):
+        res = runner.invoke(app, [*common, "--workers", workers, "--models", "gp-onehot"])
+        assert res.exit_code == 0, res.stderr
+        docs.append(json.loads(res.stdout))
+    assert [r["hypervolume"] for r in docs[0]["results"]] == [r["hypervolume"] for r in docs[1]["results"]]
+    bad = runner.invoke(app, [*common, "--models", "gp-onehot,svm"])
+    assert bad.exit_code == 2 and "--models gp-onehot,svm" in bad.stderr and "Traceback" not in bad.stderr

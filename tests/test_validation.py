@@ -64,6 +64,10 @@ GOOD = "x-1,b1,650,1,K2CO3,internal,1,80,,23,0.9,0.95,ok"
             f"{HEADER}\nx-2,b1,650,1.5,none,,1,80,,23,0.9,0.95,k without carbonate".encode(),
             r"column 'k_ratio': must be 0 when carbonate = none",
         ),
+        (  # a carbonate at ratio 0 is no carbonate: its dose starts at 0.1 (0 only without one, as below)
+            f"{HEADER}\n{GOOD.replace(',650,1,', ',650,0,')}".encode(),
+            r"row 2, column 'k_ratio': outside the search space \[0.1, 4.0\] \(value 0.0\)",
+        ),
         (
             f"{HEADER}\nx-2,b1,650,1,K2CO3,,1,80,,23,0.9,0.95,no addition".encode(),
             r"column 'addition': value is missing",
@@ -87,12 +91,12 @@ def test_bad_batch_is_refused_and_nothing_written(config, tmp_path, content, exp
 
 def test_good_batch_with_bom_and_blank_addition_for_none(config, tmp_path):
     good = tmp_path / "batch.csv"
-    body = f"{HEADER}\n{GOOD}\nx-2,b1,650,,none,,1,30,,,0.9,,no carbonate\n"
+    body = f"{HEADER}\n{GOOD}\nx-2,b1,650,,none,,1,30,,,0.9,,no carbonate\nx-3,b1,650,0,none,,1,30,,,0.9,,0: the off value\n"
     good.write_bytes(b"\xef\xbb\xbf" + body.encode())
     added = ingest_batch(config, good)
-    assert added.rows == 2 and added.path.read_bytes() == good.read_bytes()  # kept as received
+    assert added.rows == 3 and added.path.read_bytes() == good.read_bytes()  # kept as received
     exp = load_campaign(config).experiments.set_index("experiment_id")
-    assert exp.loc["x-2", "k_ratio"] == 0 and exp.loc["x-2", "addition"] == ""
+    assert exp.loc["x-2", "k_ratio"] == 0 and exp.loc["x-2", "addition"] == "" and exp.loc["x-3", "k_ratio"] == 0
     assert exp.loc["x-1", "plqy"] == 80
     with pytest.raises(DataError, match=r"already ingested as 001_"):
         ingest_batch(config, good)
