@@ -336,7 +336,8 @@ class TPEStrategy(Strategy):
 
 
 class BoTorchStrategy(Strategy):
-    """The product's loop: fit the configured surrogates, then ``suggest_recipes`` (as ``kiln suggest``)."""
+    """The product's loop: fit the configured surrogates as ``kiln ingest`` does, then ``suggest_recipes`` (as
+    ``kiln suggest``)."""
 
     name = "botorch"
 
@@ -348,10 +349,12 @@ class BoTorchStrategy(Strategy):
         from botorch.utils.sampling import manual_seed
 
         from optimize.acquisition import suggest_recipes
-        from optimize.models import fit_models
+        from optimize.models import select_models
 
         with manual_seed(self.seed * 1000 + batch):
-            fitted = fit_models(history, warm=self._fitted)
+            # as `kiln ingest` after each batch: a target keeps its chosen model (refit on all rows) until its
+            # rows have grown by models.reselect_growth since the cross-validation that chose it
+            fitted = select_models(history, score=False, warm=self._fitted, reselect=False)[0]
             self._fitted = fitted
             pool = self._pool_free(history) if self.problem.pool is not None else None
             recipes, _ = suggest_recipes(history, fitted, n, self.seed * 1000 + batch, pool)

@@ -13,7 +13,7 @@ SEED_CONFIG = ROOT / "configs" / "cspbbr3_sio2.yaml"
 SEED_DATA = ROOT / "datasets" / "cspbbr3_sio2"
 
 # Lighter acquisition settings keep the suite fast; the search itself is the product's code path.
-FAST_ACQUISITION = {"kind": "qlognehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
+FAST_ACQUISITION = {"kind": "portfolio", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
 # Every model kind competes, on smaller budgets (Optuna trials, ensemble size, CV repeats).
 FAST_MODELS = {
     "candidates": ["gp-onehot", "gbm", "constant"],

@@ -59,7 +59,7 @@ def test_proposals_are_valid_distinct_and_new(fitted_seed):
     cfg, fitted, X = fitted_seed
     p = propose(cfg, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 4, seed=1)
     recipes = recipes_frame(cfg, fitted.encoder, p.X)
-    assert len(recipes) == 4 and p.strategy == "qlognehvi"
+    assert len(recipes) == 4 and p.strategy == "portfolio"
     _check_valid(cfg, recipes)
     assert not recipes.duplicated().any()
     measured = load_campaign(cfg).experiments[list(cfg.input_names)]
