@@ -233,9 +233,8 @@ class Prior(_Frozen):
 class AcquisitionSettings(_Frozen):
     """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
 
-    kind: Literal["qlognehvi", "qlogehvi", "qlognparego", "thompson", "portfolio", "tsparego", "portfolio-parego"] = (
-        "qlognehvi"
-    )
+    # portfolio: half of each batch by qLogEHVI, half by Thompson sampling (see optimize.thompson)
+    kind: Literal["portfolio", "qlogehvi", "qlognehvi", "qlognparego"] = "portfolio"
     mc_samples: int = Field(default=128, ge=16, le=4096)
     raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
     restarts: int = Field(default=6, ge=1, le=64)
