@@ -152,7 +152,10 @@ class AxStrategy(_Peer):
             objectives.append(f"{sign}{t.name}")
             op = "<=" if t.direction == "minimize" else ">="
             thresholds.append(f"{t.name} {op} {t.reference if t.direction != 'target' else t.objective_reference}")
-        self.client.configure_optimization(objective=", ".join(objectives), outcome_constraints=thresholds)
+        # reference points are objective thresholds (a single objective takes none)
+        self.client.configure_optimization(
+            objective=", ".join(objectives), outcome_constraints=thresholds if len(objectives) > 1 else None
+        )
 
     def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
         with warnings.catch_warnings():

@@ -223,6 +223,12 @@ class ConstantSurrogate(Surrogate):
         mean = torch.full(shape, self.mean_, dtype=torch.double)
         return diagonal_mvn(mean, torch.full(shape, self.std_**2, dtype=torch.double))
 
+    def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
+        """A constant function: one draw around the training mean, the same at every row of ``X``."""
+        self._check_fitted()
+        z = float(torch.randn(1, generator=generator, dtype=torch.double))
+        return torch.full((len(X),), self.mean_ + self.std_ * z, dtype=torch.double)
+
     def hyperparameters(self) -> dict[str, float]:
         return {"mean": self.mean_, "std": self.std_}
 

@@ -8,7 +8,8 @@ import torch
 
 
 def test_function_samples_follow_the_posterior(tmp_path):
-    """A GP's samples average to its mean with its spread; a GBM sample is one ensemble member."""
+    """A GP's samples average to its mean with its spread; a GBM sample is one ensemble member; a constant
+    model's sample is one level."""
     from optimize.campaign import campaign_from_batches
     from optimize.config import load_config
     from optimize.models import fit_models
@@ -36,6 +37,11 @@ def test_function_samples_follow_the_posterior(tmp_path):
     members = [m.predict(F) for m in gbm.members_]
     s = gbm.sample(X, torch.Generator().manual_seed(1)).numpy()
     assert any(np.allclose(s, m) for m in members)
+
+    cfg_c = cfg.model_copy(update={"models": cfg.models.model_copy(update={"candidates": ("constant",)})})
+    constant = fit_models(campaign_from_batches(cfg_c, lab_batches(cfg_c, 12))).surrogates["plqy"]
+    draws = torch.stack([constant.sample(X, gen) for _ in range(200)])
+    assert (draws == draws[:, :1]).all() and draws[:, 0].std() > 0  # one level per draw, different draws
 
 
 @pytest.mark.parametrize("kind", ["portfolio", "qlogehvi"])

@@ -91,7 +91,8 @@ def test_bad_batch_is_refused_and_nothing_written(config, tmp_path, content, exp
 
 def test_good_batch_with_bom_and_blank_addition_for_none(config, tmp_path):
     good = tmp_path / "batch.csv"
-    body = f"{HEADER}\n{GOOD}\nx-2,b1,650,,none,,1,30,,,0.9,,no carbonate\nx-3,b1,650,0,none,,1,30,,,0.9,,0: the off value\n"
+    rows = [GOOD, "x-2,b1,650,,none,,1,30,,,0.9,,no carbonate", "x-3,b1,650,0,none,,1,30,,,0.9,,0: the off value"]
+    body = "\n".join([HEADER, *rows]) + "\n"
     good.write_bytes(b"\xef\xbb\xbf" + body.encode())
     added = ingest_batch(config, good)
     assert added.rows == 3 and added.path.read_bytes() == good.read_bytes()  # kept as received
