@@ -4,7 +4,11 @@
     kiln benchmark --config benchmarks/problems/suzuki_flow/config.yaml \\
         --lookup benchmarks/problems/suzuki_flow/table.csv --strategies botorch,ax,baybe,random --format json \\
         > benchmarks/runs/suzuki_flow.json
-    python benchmarks/compare.py benchmarks/runs/*.json > benchmarks/compare.md
+    python benchmarks/compare.py virtual_lab=benchmarks/runs/virtual_lab.json \
+        suzuki_flow=benchmarks/runs/suzuki_flow.json ...
+
+A document is named by its ``problem`` field, or by ``NAME=`` before its path (lookup tables named
+``table.csv`` all report the problem ``table``).
 
 Per problem and strategy, over the seeds: hypervolume / best known after 16 and 32 experiments (median, worst
 seed, interquartile range), experiments to reach 80 % and 90 % of it (median and worst seed; "never" when a seed
@@ -85,6 +89,12 @@ def merged(docs: list[dict]) -> dict[str, dict[str, list[dict]]]:
 def markdown(docs: list[dict]) -> str:
     lines = []
     for problem, by in merged(docs).items():
+        kiln = by.get("botorch", [])
+        kiln_seeds = {r["seed"] for r in kiln}
+        for name in [n for n in by if n != "botorch"]:  # kiln on the same seeds as a strategy run on fewer
+            seeds = {r["seed"] for r in by[name]}
+            if kiln and seeds < kiln_seeds and f"botorch@{len(seeds)}" not in by:
+                by = {**by, f"botorch@{len(seeds)}": [r for r in kiln if r["seed"] in seeds]}
         lines += [
             f"**{problem}**",
             "",
@@ -98,7 +108,9 @@ def markdown(docs: list[dict]) -> str:
             reach = [
                 f"{_n(s[f'reach{int(v * 100)}']['median'])} / {_n(s[f'reach{int(v * 100)}']['worst'])}" for v in LEVELS
             ]
-            label = "kiln" if name == "botorch" else name
+            label = name.replace("botorch@", "kiln, same seeds as ").replace("botorch", "kiln")
+            if label.startswith("kiln, same seeds"):
+                label = f"kiln on seeds {', '.join(str(x) for x in sorted({r['seed'] for r in rows}))}"
             lines.append(
                 f"| {label} | {s['seeds']} | " + " | ".join([*cells, *reach, f"{s['seconds_per_batch']:.1f}"]) + " |"
             )
@@ -108,9 +120,14 @@ def markdown(docs: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("json", type=Path, nargs="+")
+    ap.add_argument("json", nargs="+", help="PATH or NAME=PATH of a kiln benchmark --format json document")
     args = ap.parse_args()
-    print(markdown([json.loads(p.read_text()) for p in args.json]))
+    docs = []
+    for arg in args.json:
+        name, _, path = arg.rpartition("=")
+        doc = json.loads(Path(path).read_text())
+        docs.append({**doc, "problem": name or doc["problem"]})
+    print(markdown(docs))
 
 
 if __name__ == "__main__":

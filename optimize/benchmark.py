@@ -119,7 +119,7 @@ def lookup_problem(config: CampaignConfig, path: Path) -> Problem:
             out[t] = None if pd.isna(v) else (f"{q}{v}" if q in ("<", ">") else float(v))
         return out
 
-    return Problem(config, measure, None, None, table, path.stem)
+    return Problem(config, measure, None, None, table, f"{config.name}:{path.stem}")  # e.g. suzuki_flow:table
 
 
 def recipe_key(config: CampaignConfig, recipe: Mapping[str, Any]) -> tuple:
