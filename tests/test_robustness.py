@@ -44,7 +44,7 @@ def _row(draw, i: int) -> dict:
         "experiment_id": f"e{i}-" + draw(st.from_regex(r"[A-Za-z0-9_.-]{0,8}", fullmatch=True)),
         "batch": draw(st.sampled_from(["", "b1", "furnace 3"])),
         "temperature_c": draw(_value(400, 800)),
-        "k_ratio": 0.0 if carbonate == "none" else draw(_value(0, 4)),
+        "k_ratio": 0.0 if carbonate == "none" else draw(_value(0.1, 4)),  # a carbonate is dosed from 0.1
         "carbonate": carbonate,
         "addition": "" if carbonate == "none" else draw(st.sampled_from(["internal", "external"])),
         "br_fraction": draw(_value(0, 1)),
