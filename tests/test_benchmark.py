@@ -26,6 +26,7 @@ from optimize.virtual_lab import VirtualLab
 from tests.conftest import make_campaign
 
 GP_ONLY = {"candidates": ["gp-onehot"]}
+RESULT_COLUMNS = {"strategy", "seed", "batch", "n_experiments", "hypervolume", "seconds", "feasible", "furnace_runs"}
 runner = CliRunner()
 
 
@@ -45,16 +46,7 @@ def test_every_strategy_runs_from_the_same_initial_design(gp_config):
     settings = BenchmarkSettings(("botorch", "random", "sobol", "tpe"), (0, 1), n_initial=4, batches=2, batch_size=2)
     res = run_benchmark(virtual_lab_problem(gp_config), settings)
     frame = res.frame()
-    assert len(frame) == 4 * 2 * 3 and set(frame.columns) == {
-        "strategy",
-        "seed",
-        "batch",
-        "n_experiments",
-        "hypervolume",
-        "seconds",
-        "feasible",
-        "furnace_runs",
-    }
+    assert len(frame) == 4 * 2 * 3 and set(frame.columns) == RESULT_COLUMNS
     assert frame.hypervolume.between(0, 1).all() and (frame.seconds >= 0).all()
     for seed, g in frame[frame.batch == 0].groupby("seed"):
         assert g.hypervolume.nunique() == 1  # same initial design for every strategy
@@ -144,16 +136,7 @@ def test_cli_benchmark_with_an_oracle_file_for_another_campaign(tmp_path):
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["problem"] == "toy_oracle" and len(doc["results"]) == 2 * 2 * 3
-    assert set(doc["results"][0]) == {
-        "strategy",
-        "seed",
-        "batch",
-        "n_experiments",
-        "hypervolume",
-        "seconds",
-        "feasible",
-        "furnace_runs",
-    }
+    assert set(doc["results"][0]) == RESULT_COLUMNS
     cfg = load_config(cfg_path)
     client = MlflowClient(cfg.tracking_uri)
     run = client.get_run(doc["mlflow_run_id"])
