@@ -307,7 +307,8 @@ print("done", flush=True)
 def _big_batch(folder: Path, k: int, rows: int) -> Path:
     lines = [",".join(table_columns_seed())]
     lines += [
-        f"k{k}-{i},k{k},{400 + (i % 80) * 5},{(i % 80) * 0.05},K2CO3,external,0.5,{i % 100},,30,0.5,0.5,,,,row {i}"
+        f"k{k}-{i},k{k},{400 + (i % 80) * 5},{0.1 + (i % 78) * 0.05:.2f},K2CO3,external,0.5,"  # dosed from 0.1
+        f"{i % 100},,30,0.5,0.5,,,,row {i}"
         for i in range(rows)
     ]
     path = folder / f"{k:03d}.csv"
