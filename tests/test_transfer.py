@@ -145,7 +145,7 @@ def test_kiln_init_with_a_prior_suggests_from_the_first_batch(tmp_path):
     report = json.loads(kiln("validate-config", "--config", cfg, "--format", "json").stdout)
     assert report["experiments"] == 0 and report["prior"].startswith("cspbbr3_sio2: 13 experiments")
     out = json.loads(kiln("--quiet", "suggest", "-n", "3", "--config", cfg, "--format", "json").stdout)
-    assert out["strategy"] == "qlogehvi" and len(out["suggestions"]) == 3
+    assert out["strategy"] == "portfolio" and len(out["suggestions"]) == 3  # the template's kind, chosen by the models
     bad = kiln("init", str(tmp_path / "other"), "--prior", str(tmp_path))
     assert bad.exit_code == 2 and "no batch files" in bad.stderr and not (tmp_path / "other").exists()
 
