@@ -320,8 +320,7 @@ def propose(
     build = _acqf_builder(config, fitted, baseline, seed)
     search = _Search(config, fitted, X_measured, X_pending, seed)
     if settings.kind == "portfolio" and settings.furnace is None:
-        # the first half of the batch by qLogEHVI (exploit), the rest by Thompson sampling (explore)
-        n_ehvi = (n + 1) // 2
+        n_ehvi = greedy_share(settings.kind, n)
         X1, v1 = search.greedy(build, combos, n_ehvi)
         X2, v2 = _thompson(
             config,
@@ -436,6 +435,12 @@ class _Search:
         return torch.stack(chosen), np.array(values)
 
 
+def greedy_share(kind: str, n: int) -> int:
+    """How many of ``n`` recipes the greedy acquisition picks: the first half for ``portfolio`` (exploit),
+    the rest by Thompson sampling (explore); all of them for every other kind."""
+    return (n + 1) // 2 if kind == "portfolio" else n
+
+
 def _thompson(config, fitted, combos, X_baseline: Tensor, X_pending: Tensor, X_measured: Tensor, n: int, seed: int):
     """``n`` recipes (``n x d``) by Thompson sampling (see :mod:`optimize.thompson`) on fresh Sobol candidates,
     and their sampled values."""
@@ -465,7 +470,7 @@ def _propose_from_pool(
         pick = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         return Proposal(X_pool[[free[i] for i in pick]], np.full(n, np.nan), "random-pool")
     kind = config.acquisition.kind
-    n_greedy = (n + 1) // 2 if kind == "portfolio" else n  # the rest by Thompson sampling
+    n_greedy = greedy_share(kind, n)
     chosen, values = [], []
     build = _acqf_builder(config, fitted, X_baseline, seed)
     for step in range(n_greedy):
