@@ -8,11 +8,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup browser demo lint test test-fast ui clean
 
+# pip's own chatter (setuptools deprecation warnings of dependencies' builds) goes to $(VENV)/setup.log,
+# shown only if the install fails
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+LOG := $(VENV)/setup.log
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0   # the local CPU wheel; must come before botorch
-	$(BIN)/python -m pip install -q -e '.[test,peers]'
+	@echo "installing torch 2.13.0 (CPU) and kiln into $(VENV); log: $(LOG)"
+	@($(PIP) --upgrade pip && \
+	  $(PIP) torch==2.13.0 && \
+	  $(PIP) -e '.[test,peers]') > $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -34,6 +34,7 @@ import pandas as pd
 from optimize.campaign import Campaign, campaign_from_batches, csv_bytes, load_prior
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
 from optimize.errors import KilnError
+from optimize.parallel import fork_map, one_torch_thread
 from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
 
 STRATEGIES = ("botorch", "random", "sobol", "tpe")
@@ -354,7 +355,8 @@ class BoTorchStrategy(Strategy):
         with manual_seed(self.seed * 1000 + batch):
             # as `kiln ingest` after each batch: a target keeps its chosen model (refit on all rows) until its
             # rows have grown by models.reselect_growth since the cross-validation that chose it
-            fitted = select_models(history, score=False, warm=self._fitted, reselect=False)[0]
+            # (workers=1: a cell already runs in its own process)
+            fitted = select_models(history, score=False, warm=self._fitted, reselect=False, workers=1)[0]
             self._fitted = fitted
             pool = self._pool_free(history) if self.problem.pool is not None else None
             recipes, _ = suggest_recipes(history, fitted, n, self.seed * 1000 + batch, pool)
@@ -550,7 +552,7 @@ def run_cell(problem: Problem, settings: BenchmarkSettings, seed: int, name: str
     seconds, furnace_runs = 0.0, 0
     furnace = cfg.acquisition.furnace
     out = []
-    with _one_torch_thread():
+    with one_torch_thread():
         for b in range(settings.batches + 1):
             history = campaign_from_batches(cfg, batches, prior=prior)
             t0 = time.perf_counter()
@@ -571,45 +573,6 @@ def run_cell(problem: Problem, settings: BenchmarkSettings, seed: int, name: str
     return CellResult(name, seed, out, scored, tried)
 
 
-class _one_torch_thread:
-    """Run torch on one thread inside the block (restored after): cells are independent of the process
-    they run in, and 2 one-thread processes beat one 2-thread process on this kind of workload."""
-
-    def __enter__(self) -> None:
-        import torch
-
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc) -> None:
-        import torch
-
-        torch.set_num_threads(self.threads)
-
-
-# A worker process's problem: set once by the pool's initializer (inherited by fork, never pickled,
-# so oracles with closures work) and read by every cell that process runs.
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(problem: Problem, settings: BenchmarkSettings, prior) -> None:
-    import os
-
-    os.environ["OMP_NUM_THREADS"] = "1"
-    _WORKER.update(problem=problem, settings=settings, prior=prior)
-
-
-def _worker_cell(seed: int, name: str) -> CellResult:
-    return run_cell(_WORKER["problem"], _WORKER["settings"], seed, name, _WORKER["prior"])
-
-
-def default_workers() -> int:
-    """The machine's cores (``kiln benchmark --workers`` default)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def run_cells(
     problem: Problem,
     settings: BenchmarkSettings,
@@ -621,27 +584,11 @@ def run_cells(
     prior = load_prior(problem.config)  # the models of the botorch strategy learn from it too (config.prior)
     cells = [(seed, name) for seed in settings.seeds for name in settings.strategies]
 
-    def report(cell: CellResult) -> None:
+    def report(i: int, cell: CellResult) -> None:
         for row in cell.batches if progress else ():
             progress(cell.strategy, cell.seed, row["batch"])
 
-    if workers <= 1 or len(cells) == 1:
-        out = []
-        for seed, name in cells:
-            out.append(run_cell(problem, settings, seed, name, prior))
-            report(out[-1])
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(workers, len(cells)), context, _init_worker, (problem, settings, prior)) as pool:
-        futures = {pool.submit(_worker_cell, seed, name): i for i, (seed, name) in enumerate(cells)}
-        done: dict[int, CellResult] = {}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-            report(done[futures[future]])
-    return [done[i] for i in range(len(cells))]
+    return fork_map(lambda cell: run_cell(problem, settings, *cell, prior), cells, workers, report)
 
 
 def run_benchmark(

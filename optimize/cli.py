@@ -36,10 +36,9 @@ def main(
     ] = False,
 ) -> None:
     ctx.obj = Console(stderr=True, quiet=quiet)
-    if quiet:  # MLflow announces store migrations and runs through logging
-        import logging
-
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow announces store migrations ("Creating initial MLflow database tables") at INFO: library chatter,
+    # not kiln's output (MLFLOW_LOGGING_LEVEL=INFO brings it back)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _err(ctx: typer.Context) -> Console:
@@ -97,6 +96,36 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _caption(items) -> str | None:
+    """Units of the columns under a table (headers stay short), e.g. ``T in C, FWHM in nm``."""
+    units = [f"{i.header} in {i.unit}" for i in items if getattr(i, "unit", "")]
+    return ", ".join(units) or None
+
+
+def _narrow(title: str, first: str, headers: list[str], caption: str | None = None, right: bool = False) -> Table:
+    """A table that fits an 80-column terminal: short headers, cells wrapped rather than cut."""
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    table.add_column(first, overflow="fold")
+    for h in headers:
+        table.add_column(h, overflow="fold", justify="right" if right else "left")
+    return table
+
+
+def _recipe_tables(cfg, title: str, ids: list[str], recipes: list[dict], cells: list[list[str]], what: str):
+    """Two tables: the recipes (id and inputs) and, per id, the targets' cells (``cells[i]``, config order)."""
+    inputs = _narrow(title, "id", [i.header for i in cfg.inputs], _caption(cfg.inputs))
+    for i, r in zip(ids, recipes):
+        inputs.add_row(i, *[_fmt(r.get(k)) for k in cfg.input_names])
+    targets = _narrow(what, "id", [f"{t.header} {t.short}" for t in cfg.targets], _caption(cfg.targets), right=True)
+    for i, row in zip(ids, cells):
+        targets.add_row(i, *row)
+    return inputs, targets
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    return "" if mean is None or (isinstance(mean, float) and math.isnan(mean)) else f"{mean:.3g} ± {std:.2g}"
+
+
 @app.command()
 def suggest(
     ctx: typer.Context,
@@ -112,19 +141,11 @@ def suggest(
         cfg, result = _call(run_suggest, config, format, n, seed, progress=status.update)
     if result is None:
         return
-    table = Table(title=f"{cfg.name}: batch {result.batch} ({result.strategy}, data {result.data_version})")
-    table.add_column("id")
-    for name in cfg.input_names:
-        table.add_column(name, overflow="fold")
-    for t in cfg.targets:
-        table.add_column(f"{t.name} ({t.short})", justify="right")
-    for s in result.suggestions:
-        preds = [
-            "" if p["mean"] is None else f"{p['mean']:.3g} ± {p['std']:.2g}"
-            for p in (s.predicted[t] for t in cfg.target_names)
-        ]
-        table.add_row(s.id, *[_fmt(s.inputs[k]) for k in cfg.input_names], *preds)
-    Console().print(table)
+    title = f"{cfg.name}: batch {result.batch} ({result.strategy}, data {result.data_version})"
+    cells = [[_mean_std(**s.predicted[t]) for t in cfg.target_names] for s in result.suggestions]
+    ids, recipes = [s.id for s in result.suggestions], [s.inputs for s in result.suggestions]
+    for table in _recipe_tables(cfg, title, ids, recipes, cells, "predicted: mean ± std"):
+        Console().print(table)
     _err(ctx).print(
         f"template: {result.template}\nMLflow run: {result.mlflow_run_id}  ({result.seconds['total']:.1f} s)"
     )
@@ -149,7 +170,7 @@ def ingest(
         return
     Console().print(f"added {result.rows} experiments as {result.batch_file.name} (data version {result.data_version})")
     if result.retrain is not None:
-        _print_retrain(ctx, result.retrain)
+        _print_retrain(ctx, cfg, result.retrain)
 
 
 @app.command()
@@ -161,22 +182,28 @@ def retrain(ctx: typer.Context, config: ConfigOpt = DEFAULT_CONFIG, format: Form
         cfg, result = _call(run_retrain, config, format, progress=status.update)
     if result is None:
         return
-    _print_retrain(ctx, result)
+    _print_retrain(ctx, cfg, result)
 
 
-def _print_retrain(ctx: typer.Context, result) -> None:
+def _print_retrain(ctx: typer.Context, cfg, result) -> None:
     console = Console()
-    table = Table(title=f"model selection on data {result.data_version} (cross-validated; * = chosen, lowest NLPD)")
-    for col in ("target", "model", "rows", "RMSE", "NLPD", "90% coverage"):
-        table.add_column(col, justify="left" if col in ("target", "model") else "right")
+    table = Table(
+        title=f"model selection on data {result.data_version}",
+        caption="cross-validated; * = chosen (lowest NLPD); cov90: share of held-out rows in the 90 % interval",
+        title_justify="left",
+        caption_justify="left",
+    )
+    headers = {t.name: t.header for t in cfg.targets}
+    for col in ("target", "model", "rows", "RMSE", "NLPD", "cov90"):
+        table.add_column(col, justify="left" if col in ("target", "model") else "right", overflow="fold")
     for r in result.targets:
         if not r.cv:
-            table.add_row(r.target, f"* {r.chosen}", str(r.n_rows), "", "", "", end_section=True)
+            table.add_row(headers[r.target], f"* {r.chosen}", str(r.n_rows), "", "", "", end_section=True)
             continue
         for i, (label, sc) in enumerate(r.cv.items()):
             mark = "* " if label == r.chosen else "  "
             table.add_row(
-                r.target if i == 0 else "",
+                headers[r.target] if i == 0 else "",
                 mark + label,
                 str(r.n_rows) if i == 0 else "",
                 _fmt(sc["rmse"]),
@@ -187,10 +214,10 @@ def _print_retrain(ctx: typer.Context, result) -> None:
     console.print(table)
     for r in result.targets:
         if r.note:
-            console.print(f"{r.target}: {r.note}")
+            console.print(f"{headers[r.target]}: {r.note}")
         if r.importance:
             ranked = sorted(r.importance.items(), key=lambda kv: -kv[1]["mean"])
-            console.print(f"{r.target} relies on: " + ", ".join(f"{k} {v['mean']:.3g}" for k, v in ranked))
+            console.print(f"{headers[r.target]} relies on: " + ", ".join(f"{k} {v['mean']:.3g}" for k, v in ranked))
     _err(ctx).print(f"MLflow run: {result.mlflow_run_id}  ({result.seconds:.1f} s)")
 
 
@@ -206,20 +233,21 @@ def predict(
     cfg, result = _call(run_predict, config, format, file)
     if result is None:
         return
-    table = Table(title=f"predictions (data {result.data_version})")
-    table.add_column("id")
-    table.add_column(" / ".join(cfg.input_names), overflow="fold")
-    for t in cfg.targets:
-        model = result.models.get(t.name, "")
-        table.add_column(f"{t.name} ({t.short})\n{model}", justify="right")
-    for i, row in enumerate(result.recipes.to_dict(orient="records")):
-        recipe = " / ".join(_fmt(row[k]) or "-" for k in cfg.input_names)
-        preds = []
-        for t in cfg.target_names:
-            mean, std = result.predicted[t] if t in result.predicted else ([math.nan], [math.nan])
-            preds.append("" if t not in result.predicted else f"{mean[i]:.3g} ± {std[i]:.2g}")
-        table.add_row(str(row["experiment_id"]), recipe, *preds)
-    Console().print(table)
+    rows = result.recipes.to_dict(orient="records")
+    cells = [
+        [
+            _mean_std(float(result.predicted[t][0][i]), float(result.predicted[t][1][i]))
+            if t in result.predicted
+            else ""
+            for t in cfg.target_names
+        ]
+        for i in range(len(rows))
+    ]
+    models = ", ".join(f"{t.header} {result.models[t.name]}" for t in cfg.targets if t.name in result.models)
+    title = f"recipes in {file.name} (data {result.data_version})"
+    for table in _recipe_tables(cfg, title, [str(r["experiment_id"]) for r in rows], rows, cells, "predicted"):
+        Console().print(table)
+    Console().print(f"models: {models}")
 
 
 @app.command()
@@ -256,8 +284,9 @@ def benchmark(
     """Compare optimizers on a simulator (default: the built-in virtual lab) or a lookup table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optimize.benchmark import BenchmarkSettings, default_workers, experiments_to_reach
+    from optimize.benchmark import BenchmarkSettings, experiments_to_reach
     from optimize.config import with_candidates
+    from optimize.parallel import default_workers
     from optimize.service import benchmark as run_benchmark
 
     cfg = _run(_load, config)
@@ -320,32 +349,28 @@ def history(
         return
     console = Console()
     pareto_ids = set(result.pareto["experiment_id"])
-    table = Table(
-        title=f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version});"
-        " * = Pareto set, x = synthesis failed"
-    )
-    cols = ["experiment_id", "batch", *cfg.input_names, *cfg.target_names]
-    for c in cols:
-        table.add_column(c)
+    ids, recipes, cells = [], [], []
     for _, row in result.experiments.iterrows():
-        cells = []
-        for c in cols:
-            v = _fmt(row[c])
-            q = row.get(f"{c}_qualifier", "") if c in cfg.target_names else ""
-            cells.append(f"{q}{v}" if v and q in ("<", ">") else v)
-        if row["experiment_id"] in pareto_ids:
-            cells[0] = f"* {cells[0]}"
-        if row.get("status") == "failed":
-            cells[0] = f"x {cells[0]}"
-        table.add_row(*cells)
-    console.print(table)
+        mark = ("x " if row.get("status") == "failed" else "") + ("* " if row["experiment_id"] in pareto_ids else "")
+        ids.append(f"{mark}{row['experiment_id']}")
+        recipes.append({k: row[k] for k in cfg.input_names})
+        values = []
+        for t in cfg.target_names:
+            v, q = _fmt(row[t]), row.get(f"{t}_qualifier", "")
+            values.append(f"{q}{v}" if v and q in ("<", ">") else v)
+        cells.append(values)
+    title = f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version}); * = Pareto set"
+    if (result.experiments.get("status") == "failed").any():
+        title += ", x = synthesis failed"
+    for table in _recipe_tables(cfg, title, ids, recipes, cells, "measured"):
+        console.print(table)
     best = Table(title="best so far")
     best.add_column("target")
     best.add_column("value", justify="right")
     best.add_column("experiment")
     for t in cfg.targets:
         b = result.best[t.name]
-        best.add_row(f"{t.name} ({t.short})", _fmt(b["value"]), b["experiment_id"] or "")
+        best.add_row(f"{t.header} ({t.short})", _fmt(b["value"]), b["experiment_id"] or "")
     console.print(best)
     console.print(f"Pareto set (all objectives measured): {', '.join(sorted(pareto_ids)) or 'none yet'}")
     console.print(f"pending suggestions: {', '.join(result.pending['suggestion_id']) or 'none'}")

@@ -31,7 +31,17 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ContinuousInput(_Frozen):
+class _Labelled(_Frozen):
+    """``label``: a short column header for terminal tables (the name when empty)."""
+
+    label: str = Field(default="", max_length=12)
+
+    @property
+    def header(self) -> str:
+        return self.label or self.name  # type: ignore[attr-defined]
+
+
+class ContinuousInput(_Labelled):
     """A real-valued input bounded by ``[lower, upper]``; ``step`` rounds suggestions for the lab."""
 
     name: Annotated[str, Field(pattern=_NAME)]
@@ -77,7 +87,7 @@ class Descriptors(_Frozen):
         return self
 
 
-class CategoricalInput(_Frozen):
+class CategoricalInput(_Labelled):
     """An input taking one of ``choices`` (at least two, unique)."""
 
     name: Annotated[str, Field(pattern=_NAME)]
@@ -121,7 +131,7 @@ class Condition(_Frozen):
     inactive: tuple[str, ...] = ()
 
 
-class Target(_Frozen):
+class Target(_Labelled):
     """A measured outcome. ``direction`` makes it an objective: ``maximize``, ``minimize``, or ``target``
     (as close as possible to ``goal``, e.g. an emission peak at 520 nm). ``reference`` is the worst value
     still worth having (the hypervolume reference point; for a ``target`` objective, the distance from
@@ -270,6 +280,8 @@ class ModelSettings(_Frozen):
     # this fraction since the cross-validation that chose it; kiln retrain always compares again.
     reselect_growth: float = Field(default=0.25, ge=0, le=10)
     seed: int = 0
+    # Processes that tune, cross-validate and fit in parallel (one torch thread each); empty: the machine's cores.
+    workers: int | None = Field(default=None, ge=1, le=256)
 
     @field_validator("candidates")
     @classmethod

@@ -210,14 +210,101 @@ class FittedModels:
 
 
 # ---- fitting ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    """One target's model selection: its rows (``X`` ``n x d``, ``y``, qualifiers), the candidates, what to do."""
+
+    target: Target
+    X: Any
+    y: np.ndarray
+    q: list[str]
+    prior: PriorRows | None
+    labels: list[str]
+    compare: bool  # cross-validate the candidates
+    kept: str | None  # the earlier choice, still standing
+    n_censored: int
+    n_observed: int
+
+    @property
+    def fallback(self) -> str:
+        return "gp" if "gp" in self.labels else self.labels[0]
+
+
+def _plan(campaign: Campaign, encoder: Encoder, score: bool, warm, reselect: bool) -> list[_Plan]:
+    ms = campaign.config.models
+    plans = []
+    for t in campaign.config.targets:
+        rows = campaign.measured(t.name)
+        prior = prior_rows(campaign, t.name, encoder)
+        # without rows of its own, a target is modelled only from a prior (and never by a constant)
+        labels = [c for c in ms.candidates if not (rows.empty and c == "constant")]
+        if (rows.empty and prior is None) or not labels:
+            continue
+        y = rows[t.name].to_numpy(float)
+        q = list(rows[qualifier_column(t.name)])
+        n_cens = sum(v in ("<", ">") for v in q)
+        compare = len(y) - n_cens >= MIN_ROWS_TO_SELECT and (score or len(labels) > 1)
+        kept = _kept_choice(warm, t.name, len(y), labels, ms.reselect_growth) if compare and not reselect else None
+        plans.append(_Plan(t, encoder.encode(rows), y, q, prior, labels, compare, kept, n_cens, len(y) - n_cens))
+    return plans
+
+
+def _tune_and_score(config: CampaignConfig, plan: _Plan, label: str):
+    """Tune a gradient-boosting candidate (Optuna) and cross-validate it when the plan compares: one job of the
+    parallel model selection, seeded alike whichever process runs it. Returns (tuning result or None, CV result
+    or None)."""
+    import torch
+
+    from surrogate.selection import cross_validate, cv_splits
+    from surrogate.tuning import tune_gbm
+
+    ms = config.models
+    torch.manual_seed(ms.seed)
+    tuning = None
+    if label.startswith("gbm") and len(plan.y) >= 4:
+        featurizer = featurizer_for(config, _KIND_MODE[label][1])
+        t = plan.target
+        tuning = tune_gbm(
+            featurizer, plan.X, plan.y, plan.q, n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper
+        )
+    if not plan.compare:
+        return tuning, None
+    splits = cv_splits(len(plan.y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
+    model = make_candidate(config, plan.target, label, tuning.params if tuning else None, plan.prior)
+    return tuning, cross_validate(model, plan.X, plan.y, plan.q, splits)
+
+
+def _fit_chosen(config: CampaignConfig, plan: _Plan, chosen: str, params, warm) -> tuple[dict, dict, dict]:
+    """Fit the chosen model on all rows and rank the inputs (permutation importance): the model as JSON (it
+    travels back from a worker process as data), its hyper-parameters, the importances."""
+    import torch
+
+    from surrogate.importance import permutation_importance
+
+    ms = config.models
+    torch.manual_seed(ms.seed)
+    model = make_candidate(config, plan.target, chosen, params, plan.prior)
+    previous = warm.surrogates.get(plan.target.name) if warm is not None and ms.warm_start else None
+    if previous is not None and hasattr(model, "warm_start"):
+        model.warm_start(previous)
+    model.fit(plan.X, plan.y, plan.q)
+    imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(plan.y) >= 3 else {}
+    return model.to_json(), model.hyperparameters(), imp
+
+
 def select_models(
     campaign: Campaign,
     score: bool = True,
     warm: FittedModels | None = None,
     reselect: bool = True,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> tuple[FittedModels, Selection]:
     """Choose and fit a surrogate per measured target.
+
+    The jobs (tuning and cross-validating each candidate of each target, then fitting each target's winner)
+    run in ``workers`` forked processes (default ``models.workers``, else the machine's cores), one torch
+    thread each; every job is seeded alike, so the choice and the models do not depend on ``workers``.
 
     Args:
         score: cross-validate even when only one candidate is configured (retrain always does;
@@ -228,109 +315,107 @@ def select_models(
         reselect: compare the candidates by cross-validation (``kiln retrain``). ``False`` (after an
             ingest): keep ``warm``'s choice per target, and its tuned GBM settings, while the target's
             rows have grown by at most ``models.reselect_growth`` since that choice was made.
-        progress: hears a message before each long step (tuning, cross-validation, fit).
+        progress: hears a message as the jobs start and finish.
 
     Raises:
         surrogate.errors.SurrogateFitError: a fit failed even after retries (names the target).
     """
-    from surrogate.importance import permutation_importance
-    from surrogate.selection import choose, cross_validate, cv_splits
-    from surrogate.tuning import tune_gbm
+    from optimize.parallel import default_workers, fork_map
+    from surrogate.io import surrogate_from_json
+    from surrogate.selection import choose
 
     config = campaign.config
     ms = config.models
     encoder = encoder_for(config)
     say = progress or (lambda message: None)
-    surrogates, reports, cv_results, tuning = {}, {}, {}, {}
-    for t in config.targets:
-        rows = campaign.measured(t.name)
-        prior = prior_rows(campaign, t.name, encoder)
-        # without rows of its own, a target is modelled only from a prior (and never by a constant)
-        labels = [c for c in ms.candidates if not (rows.empty and c == "constant")]
-        if (rows.empty and prior is None) or not labels:
-            continue
-        X = encoder.encode(rows)
-        y = rows[t.name].to_numpy(float)
-        q = list(rows[qualifier_column(t.name)])
-        n_cens = sum(v in ("<", ">") for v in q)
-        n_obs = len(y) - n_cens
-        params: dict[str, Any] = {}
-        compare = n_obs >= MIN_ROWS_TO_SELECT and (score or len(labels) > 1)
-        fallback = "gp" if "gp" in labels else labels[0]
-        kept = _kept_choice(warm, t.name, len(y), labels, ms.reselect_growth) if compare and not reselect else None
-        if kept is not None:  # the data grew little since the last selection: refit its winner
-            prev = warm.reports[t.name]
-            chosen, selected_on = prev.chosen, prev.selected_on
-            gbm = getattr(warm.surrogates.get(t.name), "params", None)
+    workers = workers or ms.workers or default_workers()
+    plans = _plan(campaign, encoder, score, warm, reselect)
+
+    # 1. tune and cross-validate every candidate that is compared (or tune the one that will be used)
+    jobs = [
+        (i, label)
+        for i, plan in enumerate(plans)
+        if plan.kept is None
+        for label in (plan.labels if plan.compare else [plan.fallback])
+        if plan.compare or label.startswith("gbm")
+    ]
+    if jobs:
+        say(f"tuning and cross-validating {len(jobs)} candidate models on {min(workers, len(jobs))} processes")
+
+    def heard(what: str, total: int):
+        count = {"done": 0}
+
+        def on_done(i: int, result) -> None:
+            count["done"] += 1
+            say(f"{what} {count['done']} of {total}")
+
+        return on_done
+
+    scored = fork_map(
+        lambda job: _tune_and_score(config, plans[job[0]], job[1]),
+        jobs,
+        workers,
+        heard("cross-validated", len(jobs)) if progress else None,
+    )
+    by_plan: dict[int, dict[str, tuple]] = {}
+    for (i, label), result in zip(jobs, scored):
+        by_plan.setdefault(i, {})[label] = result
+
+    # 2. per target: the winner (or the kept choice, or the fallback) and its settings
+    choices = []
+    for i, plan in enumerate(plans):
+        done = by_plan.get(i, {})
+        params = {label: tuning.params for label, (tuning, _) in done.items() if tuning is not None}
+        results = [cv for _, cv in done.values() if cv is not None]
+        note, selected_on, cv = "", len(plan.y), {r.label: asdict(r.scores) for r in results}
+        if plan.kept is not None:  # the data grew little since the last selection: refit its winner
+            prev = warm.reports[plan.target.name]
+            chosen, selected_on, cv = prev.chosen, prev.selected_on, prev.cv
+            gbm = getattr(warm.surrogates.get(plan.target.name), "params", None)
             if chosen.startswith("gbm") and gbm is not None:
                 params[chosen] = gbm
-            results, cv = [], prev.cv
             note = (
                 f"kept {chosen}, chosen by cross-validation on {selected_on} rows; "
                 f"models are compared again above {math.floor(selected_on * (1 + ms.reselect_growth))} rows"
                 " or on kiln retrain"
             )
+        elif plan.compare:
+            chosen = choose(results).label
         else:
-            for label in labels if compare else [fallback]:  # tune only the models that will be scored or used
-                if label.startswith("gbm") and len(y) >= 4:
-                    say(f"{t.name}: tuning {label} (Optuna, {ms.tuning_trials} trials)")
-                    res = tune_gbm(
-                        featurizer_for(config, _KIND_MODE[label][1]),
-                        X,
-                        y,
-                        q,
-                        n_trials=ms.tuning_trials,
-                        seed=ms.seed,
-                        lower=t.lower,
-                        upper=t.upper,
-                    )
-                    tuning[f"{t.name}/{label}"] = res
-                    params[label] = res.params
-            results = []
-            note = ""
-            selected_on = len(y)
-            if compare:
-                splits = cv_splits(len(y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
-                for label in labels:
-                    say(f"{t.name}: cross-validating {label} ({len(splits)} folds)")
-                    results.append(
-                        cross_validate(make_candidate(config, t, label, params.get(label), prior), X, y, q, splits)
-                    )
-                chosen = choose(results).label
-            else:
-                chosen = fallback
-                if n_obs < MIN_ROWS_TO_SELECT:
-                    note = f"{n_obs} uncensored rows: too few to compare models, using {chosen}"
-            cv = {r.label: asdict(r.scores) for r in results}
-        if prior is not None and chosen != "constant":
-            note = "; ".join(
-                filter(
-                    None, [note, f"learns from {len(prior.y)} rows of the prior campaign {campaign.prior.name!r} too"]
-                )
-            )
-        say(
-            f"{t.name}: fitting {chosen} on {len(y)} rows"
-            + (f" and {len(prior.y)} prior rows" if prior is not None else "")
-        )
-        model = make_candidate(config, t, chosen, params.get(chosen), prior)
-        previous = warm.surrogates.get(t.name) if warm is not None and ms.warm_start else None
-        if previous is not None and hasattr(model, "warm_start"):
-            model.warm_start(previous)
-        model.fit(X, y, q)
-        surrogates[t.name] = model
-        cv_results[t.name] = results
-        imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(y) >= 3 else {}
-        reports[t.name] = TargetModels(
-            t.name,
+            chosen = plan.fallback
+            if plan.n_observed < MIN_ROWS_TO_SELECT:
+                note = f"{plan.n_observed} uncensored rows: too few to compare models, using {chosen}"
+        if plan.prior is not None and chosen != "constant":
+            also = f"learns from {len(plan.prior.y)} rows of the prior campaign {campaign.prior.name!r} too"
+            note = "; ".join(filter(None, [note, also]))
+        choices.append((chosen, params.get(chosen), note, selected_on, cv, results))
+
+    # 3. fit each target's model on all its rows
+    say(f"fitting {len(plans)} models on {min(workers, len(plans))} processes")
+    fits = fork_map(
+        lambda i: _fit_chosen(config, plans[i], choices[i][0], choices[i][1], warm), range(len(plans)), workers
+    )
+    surrogates, reports, cv_results, tuning = {}, {}, {}, {}
+    for i, (plan, (chosen, _, note, selected_on, cv, results), (doc, hyper, imp)) in enumerate(
+        zip(plans, choices, fits)
+    ):
+        name = plan.target.name
+        surrogates[name] = surrogate_from_json(doc)
+        cv_results[name] = results
+        for label, (result, _) in by_plan.get(i, {}).items():
+            if result is not None:
+                tuning[f"{name}/{label}"] = result
+        reports[name] = TargetModels(
+            name,
             chosen,
-            len(y),
-            n_cens,
+            len(plan.y),
+            plan.n_censored,
             cv,
-            model.hyperparameters(),
+            hyper,
             imp,
             note,
             selected_on,
-            len(prior.y) if prior is not None and chosen != "constant" else 0,
+            len(plan.prior.y) if plan.prior is not None and chosen != "constant" else 0,
         )
     fitted = FittedModels(encoder, surrogates, campaign.version, reports, fit_feasibility(campaign, encoder))
     return fitted, Selection(reports, cv_results, tuning)
@@ -372,10 +457,18 @@ def fit_models(campaign: Campaign, warm: FittedModels | None = None) -> FittedMo
 
 
 # ---- cache: fitted models as JSON, keyed by data version and config --------------------------
+_PRESENTATION = {"label", "unit", "description"}  # fields of inputs and targets no model depends on
+
+
 def cache_key(config: CampaignConfig, data_version: str) -> str:
+    """``<data version>-<digest of the config's model-relevant fields>`` (not paths, acquisition, labels or
+    processes)."""
     doc = config.model_dump(
         mode="json", exclude={"source_path", "description", "tracking_dir", "data_dir", "acquisition"}
     )
+    for part in ("inputs", "targets"):
+        doc[part] = [{k: v for k, v in item.items() if k not in _PRESENTATION} for item in doc[part]]
+    doc["models"].pop("workers")  # the same models whichever number of processes fit them
     digest = sha256(json.dumps(doc, sort_keys=True).encode())[:12]
     return f"{data_version}-{digest}"
 

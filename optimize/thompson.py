@@ -91,7 +91,7 @@ def _scale(model, objectives, constraints, X: Tensor, ref: Tensor) -> Tensor:
     """Per objective (``m``), the span from the reference point to the best posterior mean at ``X`` among the
     recipes that beat the reference on every objective and meet the constraints (1 while there is none)."""
     with torch.no_grad():
-        mean = model.posterior(X).mean
+        mean = model.marginals(X)[0]
     ok = torch.ones(len(mean), dtype=torch.bool)
     for c in constraints:
         ok &= c(mean) <= 0

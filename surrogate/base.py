@@ -13,12 +13,14 @@ for GPs, the fitted hyper-parameters; nothing is ever unpickled.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
 from gpytorch.distributions import MultivariateNormal
+from gpytorch.utils.warnings import NumericalWarning
 from linear_operator.operators import DiagLinearOperator
 from torch import Tensor
 
@@ -156,6 +158,15 @@ class Surrogate(ABC):
         """Posterior of the noise-free target at ``X`` (``batch x n x d``): an MVN with batch shape
         ``batch`` and event shape ``n``, for the acquisition function."""
 
+    def marginal(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance of the noise-free target at each row of ``X`` (``n x d``): two ``n`` (the diagonal of
+        :meth:`mvn`, which models with independent rows give without building the MVN)."""
+        mvn = self.mvn(X)
+        with warnings.catch_warnings():
+            # a variance that rounds below zero at a training point is set to 1e-10: that is the answer
+            warnings.simplefilter("ignore", NumericalWarning)
+            return mvn.mean, mvn.variance
+
     def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
         """One joint draw of the noise-free target over the rows of ``X`` (``n x d``): ``n`` values, a
         function sample for Thompson sampling. By default from :meth:`mvn` (Cholesky with growing jitter)."""
@@ -217,11 +228,13 @@ class ConstantSurrogate(Surrogate):
         n = X.shape[0]
         return np.full(n, self.mean_), np.full(n, self.std_)
 
-    def mvn(self, X: Tensor) -> MultivariateNormal:
+    def marginal(self, X: Tensor) -> tuple[Tensor, Tensor]:
         self._check_fitted()
         shape = X.shape[:-1]
-        mean = torch.full(shape, self.mean_, dtype=torch.double)
-        return diagonal_mvn(mean, torch.full(shape, self.std_**2, dtype=torch.double))
+        return torch.full(shape, self.mean_, dtype=torch.double), torch.full(shape, self.std_**2, dtype=torch.double)
+
+    def mvn(self, X: Tensor) -> MultivariateNormal:
+        return diagonal_mvn(*self.marginal(X))
 
     def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
         """A constant function: one draw around the training mean, the same at every row of ``X``."""

@@ -18,7 +18,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import norm
 
 CENSORED = ("<", ">")
 
@@ -36,6 +35,8 @@ def truncated_normal_mean(
     a = (bound - mu) / sigma
     below = np.array([q == "<" for q in qualifiers])
     # log-space ratios keep far tails finite
+    from scipy.stats import norm  # here: scipy.stats takes a second to import, and only fits need it
+
     upper_tail = np.exp(norm.logpdf(a) - norm.logcdf(a))  # phi/Phi, for y < bound
     lower_tail = np.exp(norm.logpdf(a) - norm.logsf(a))  # phi/(1-Phi), for y > bound
     return np.where(below, mu - sigma * upper_tail, mu + sigma * lower_tail)

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from surrogate.base import Surrogate, diagonal_mvn
 from surrogate.features import Featurizer
+from surrogate.forest import Forest
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class GBMParams:
 class GBMSurrogate(Surrogate):
     """Bootstrap ensemble of gradient-boosted trees (see the module docstring).
 
-    Learned state: ``members_`` (fitted regressors), ``noise_var_`` (target units squared).
+    Learned state: ``forest_`` (the fitted members' trees, :class:`~surrogate.forest.Forest`), ``noise_var_``
+    (target units squared); both are saved, so loading never refits.
     """
 
     kind = "gbm"
@@ -93,8 +95,8 @@ class GBMSurrogate(Surrogate):
             idx = rng.integers(0, n, n) if n > 1 else np.zeros(1, dtype=int)
             inbag[i, idx] = True
             members.append(self.params.regressor(self.seed + i).fit(F[idx], y[idx]))
-        self.members_ = members
-        P = np.stack([m.predict(F) for m in members])  # members x n
+        self.forest_ = Forest.from_regressors(members, F.shape[1])
+        P = self.forest_.predict(F)  # members x n
         oob = ~inbag
         has = oob.any(0)
         floor = max(self.noise_floor, 1e-3 * max(self.scale_floor, float(np.std(y)) if n > 1 else 0.0, 1e-6)) ** 2
@@ -107,28 +109,41 @@ class GBMSurrogate(Surrogate):
             self.noise_var_ = float(max(self.scale_floor**2, floor))
 
     def _members_predict(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        P = np.stack([m.predict(F) for m in self.members_])
+        P = self.forest_.predict(F)
         return P.mean(0), P.var(0)
 
     def _predict(self, X: Tensor) -> tuple[np.ndarray, np.ndarray]:
         mean, var = self._members_predict(self.featurizer(X).numpy())
         return mean, np.sqrt(var + self.noise_var_)
 
-    def mvn(self, X: Tensor):
+    def marginal(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """The ensemble's mean and variance at each row of ``X`` (``batch x n x d``): two ``batch x n``."""
         self._check_fitted()
         shape = X.shape[:-1]
         with torch.no_grad():
             F = self.featurizer(X.detach())
             mean, var = self._members_predict(F.reshape(-1, F.shape[-1]).numpy())
-        return diagonal_mvn(torch.from_numpy(mean).reshape(shape), torch.from_numpy(var).reshape(shape))
+        return torch.from_numpy(mean).reshape(shape), torch.from_numpy(var).reshape(shape).clamp_min(1e-12)
+
+    def mvn(self, X: Tensor):
+        return diagonal_mvn(*self.marginal(X))
 
     def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
         """One member of the bootstrap ensemble, drawn by ``generator``: a coherent function sample (``n``)."""
         self._check_fitted()
-        k = int(torch.randint(len(self.members_), (1,), generator=generator))
+        k = int(torch.randint(self.forest_.n_members, (1,), generator=generator))
         with torch.no_grad():
             F = self.featurizer(X.detach()).numpy()
-        return torch.from_numpy(self.members_[k].predict(F).astype(np.float64))
+        return torch.from_numpy(self.forest_.predict(F, [k])[0])
+
+    def _state_json(self) -> dict[str, Any]:
+        return {"forest": self.forest_.to_json(), "noise_var": self.noise_var_}
+
+    def _load(self, X: Tensor, y: np.ndarray, state: dict[str, Any] | None) -> None:
+        if state is None:  # a file written before the trees were saved: refit (deterministic given the seed)
+            self._fit(X, y)
+            return
+        self.forest_, self.noise_var_ = Forest.from_json(state["forest"]), float(state["noise_var"])
 
     def hyperparameters(self) -> dict[str, float]:
         return {

@@ -113,3 +113,20 @@ def test_gradient_boosting_targets_still_get_suggestions(tmp_path):
         and not recipes.duplicated().any()
         and torch.isfinite(torch.as_tensor(p.acquisition_values)).all()
     )
+
+
+def test_local_search_climbs_to_the_best_grid_point():
+    """The polish needs no gradients: on a concave function of the free features it reaches the grid point
+    nearest the optimum from a far start, leaves fixed features alone and stays on the grid."""
+    from optimize.acquisition import Combo, _local_search
+
+    target = torch.tensor([0.30, 0.85, 0.0], dtype=torch.double)
+
+    def acqf(X):  # b x 1 x 3 -> b
+        return -((X.squeeze(-2)[:, :2] - target[:2]) ** 2).sum(-1)
+
+    steps = {0: 0.05, 1: 0.05}
+    starts = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.double)
+    out = _local_search(acqf, starts, [Combo({2: 1.0}), Combo({1: 0.0, 2: 0.0})], steps, max_rounds=40)
+    assert torch.allclose(out[0], torch.tensor([0.30, 0.85, 1.0], dtype=torch.double), atol=1e-9)
+    assert torch.allclose(out[1], torch.tensor([0.30, 0.0, 0.0], dtype=torch.double), atol=1e-9)

@@ -38,3 +38,32 @@ def test_choice_is_kept_until_the_data_grow_past_the_threshold(tmp_path):
 
     forced, _ = select_models(small_step, warm=fitted, reselect=True)  # kiln retrain always compares
     assert all(r.selected_on == 48 for r in forced.reports.values())
+
+
+def test_parallel_selection_chooses_and_fits_as_the_serial_one(tmp_path):
+    """Model selection in 2 forked processes gives the serial run's choices, CV scores, tuned settings and
+    predictions (every job seeded alike), GBM candidates included."""
+    import numpy as np
+
+    config = load_config(
+        make_campaign(
+            tmp_path,
+            models={
+                "candidates": ["gp-onehot", "gbm", "constant"],
+                "tuning_trials": 3,
+                "gbm_members": 3,
+                "importance_repeats": 1,
+            },
+        )
+    )
+    (campaign,) = _campaigns(config, [24])
+    serial, sel_serial = select_models(campaign, workers=1)
+    parallel, sel_parallel = select_models(campaign, workers=2)
+    assert {k: r.chosen for k, r in serial.reports.items()} == {k: r.chosen for k, r in parallel.reports.items()}
+    for name, r in serial.reports.items():
+        assert r.cv == parallel.reports[name].cv and r.importance == parallel.reports[name].importance
+    assert {k: v.params for k, v in sel_serial.tuning.items()} == {k: v.params for k, v in sel_parallel.tuning.items()}
+    X = serial.encoder.encode(campaign.experiments)
+    for name, model in serial.surrogates.items():
+        for a, b in zip(model.predict(X), parallel.surrogates[name].predict(X)):
+            np.testing.assert_array_equal(a, b)

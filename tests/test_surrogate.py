@@ -295,3 +295,48 @@ def test_permutation_importance_finds_the_input_that_matters():
     imp = permutation_importance(_models()["gbm"].fit(ENC.encode(train), y), n_repeats=3, seed=0)
     assert set(imp) == {"t", "c", "x"}
     assert imp["t"]["mean"] > 10 * max(imp["c"]["mean"], imp["x"]["mean"], 1e-3)
+
+
+@pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm", "constant"])
+def test_marginals_are_the_posterior_diagonal(kind):
+    """``marginal`` (what the acquisition scores candidates with) equals the mean and variance of ``mvn`` at
+    each point, whatever the model."""
+    from surrogate.joint import JointModel
+
+    torch.manual_seed(0)
+    train = _frame(20, 7)
+    model = _models()[kind] if kind != "constant" else ConstantSurrogate(ONEHOT, scale_floor=5)
+    model.fit(ENC.encode(train), _truth(train))
+    X = ENC.encode(_frame(12, 8))
+    mean, var = model.marginal(X)
+    single = model.mvn(X.unsqueeze(-2))  # 12 one-point posteriors
+    torch.testing.assert_close(mean, single.mean.squeeze(-1))
+    torch.testing.assert_close(var, single.variance.squeeze(-1), rtol=1e-6, atol=1e-9)
+    joint_mean, joint_var = JointModel([model, model]).marginals(X)
+    assert joint_mean.shape == (12, 2) and torch.equal(joint_var[:, 1], var)
+
+
+def test_forest_predicts_exactly_as_scikit_learn_after_a_trip_through_json():
+    """A gradient-boosting model file holds its trees: loading rebuilds them (no refit) and every member predicts
+    what the fitted scikit-learn regressor did, to the last bit; a damaged file is refused by name."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from surrogate.forest import Forest
+
+    rng = np.random.default_rng(0)
+    X, F = rng.random((60, 5)), rng.random((40, 5))
+    y = 3 * X[:, 0] + np.sin(6 * X[:, 1]) + rng.normal(0, 0.1, 60)
+    regs = [
+        GradientBoostingRegressor(n_estimators=60, max_depth=3, learning_rate=0.2, random_state=i, subsample=0.8).fit(
+            X, y
+        )
+        for i in range(3)
+    ]
+    forest = Forest.from_json(json.loads(json.dumps(Forest.from_regressors(regs, 5).to_json())))
+    expected = np.stack([r.predict(F) for r in regs])
+    assert np.array_equal(forest.predict(F), expected)
+    assert np.array_equal(forest.predict(F, [2])[0], expected[2])
+    doc = Forest.from_regressors(regs, 5).to_json()
+    doc["trees"][0][0]["left"] = doc["trees"][0][0]["left"][:-1]
+    with pytest.raises(ValueError, match="damaged"):
+        Forest.from_json(doc)

@@ -34,7 +34,7 @@ def test_function_samples_follow_the_posterior(tmp_path):
     )
     gbm = fit_models(campaign_from_batches(cfg_gbm, lab_batches(cfg_gbm, 12))).surrogates["plqy"]
     F = gbm.featurizer(X).numpy()
-    members = [m.predict(F) for m in gbm.members_]
+    members = list(gbm.forest_.predict(F))
     s = gbm.sample(X, torch.Generator().manual_seed(1)).numpy()
     assert any(np.allclose(s, m) for m in members)
 
