@@ -44,7 +44,7 @@ from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
 from optimize.models import FittedModels
 
 _EVAL_CHUNK = 512
-_MOVES = (-8, -4, -2, -1, 1, 2, 4, 8)  # local-search moves, in steps
+_FIRST_STRIDE = 8  # the local search's first move, in steps
 CONSTRAINT_ETA = 0.1  # sigmoid temperature of outcome constraints, in units of the target's scale
 
 
@@ -487,40 +487,39 @@ def _propose_from_pool(
 
 
 def _local_search(acqf, starts: Tensor, start_combos: list[Combo], steps: dict[int, float], max_rounds: int) -> Tensor:
-    """Pattern search on the grid of the configured steps from each start (``b x d``): each round tries every
-    free continuous feature moved by +-1, 2, 4 and 8 steps and keeps each start's best move, until no move
-    improves or ``max_rounds`` rounds have run. ``start_combos[i]`` holds the features start ``i`` keeps fixed.
+    """Compass search on the grid of the configured steps from each start (``b x d``): each round tries every
+    free continuous feature moved by +-``s`` steps (``s`` = 8 at first) and takes the best move if it improves,
+    else halves ``s``; a start is done below one step or after ``max_rounds`` rounds. ``start_combos[i]`` holds
+    the features start ``i`` keeps fixed.
 
-    Needs no gradients, so it polishes the same way whichever models won (gradient boosting included), and a
-    round is one batched evaluation (``b x 24`` points for 3 free features), where L-BFGS-B took 3-5 s per
-    recipe at 100 experiments; a feature without a step moves by 1/64 of its range.
+    Needs no gradients, so it polishes alike whichever models won (gradient boosting included); a round is one
+    batched evaluation of at most ``b x 6`` points (3 free features). L-BFGS-B took 3-5 s per recipe at 100
+    experiments. A feature without a step moves by 1/64 of its range.
     """
     X = starts.clone()
     value = _evaluate(acqf, X)
     free = [[j for j in range(X.shape[-1]) if j in steps and j not in combo.fixed] for combo in start_combos]
+    stride = [float(_FIRST_STRIDE) if dims else 0.0 for dims in free]
     for _ in range(max_rounds):
         owner, moves = [], []
         for i, dims in enumerate(free):
-            for j in dims:
-                for k in _MOVES:
+            for j in dims if stride[i] >= 1 else ():
+                for sign in (-1.0, 1.0):
                     x = X[i].clone()
-                    x[j] = (x[j] + k * steps[j]).clamp(0.0, 1.0)
+                    x[j] = (x[j] + sign * stride[i] * steps[j]).clamp(0.0, 1.0)
                     owner.append(i)
                     moves.append(x)
         if not moves:
             break
         C, owner = torch.stack(moves), torch.tensor(owner)
         v = _evaluate(acqf, C)
-        improved = False
-        for i in range(len(X)):
+        for i in set(owner.tolist()):
             mine = (owner == i).nonzero().reshape(-1)
-            if len(mine) == 0:
-                continue
             best = mine[torch.argmax(v[mine])]
             if v[best] > value[i] + 1e-9:
-                X[i], value[i], improved = C[best], v[best], True
-        if not improved:
-            break
+                X[i], value[i] = C[best], v[best]
+            else:
+                stride[i] /= 2
     return X
 
 

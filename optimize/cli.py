@@ -111,9 +111,13 @@ def _narrow(title: str, first: str, headers: list[str], caption: str | None = No
     return table
 
 
-def _recipe_tables(cfg, title: str, ids: list[str], recipes: list[dict], cells: list[list[str]], what: str):
-    """Two tables: the recipes (id and inputs) and, per id, the targets' cells (``cells[i]``, config order)."""
-    inputs = _narrow(title, "id", [i.header for i in cfg.inputs], _caption(cfg.inputs))
+def _recipe_tables(
+    cfg, title: str, ids: list[str], recipes: list[dict], cells: list[list[str]], what: str, note: str = ""
+):
+    """Two tables: the recipes (id and inputs) and, per id, the targets' cells (``cells[i]``, config order);
+    ``note`` goes under the first."""
+    caption = "; ".join(filter(None, [_caption(cfg.inputs), note])) or None
+    inputs = _narrow(title, "id", [i.header for i in cfg.inputs], caption)
     for i, r in zip(ids, recipes):
         inputs.add_row(i, *[_fmt(r.get(k)) for k in cfg.input_names])
     targets = _narrow(what, "id", [f"{t.header} {t.short}" for t in cfg.targets], _caption(cfg.targets), right=True)
@@ -359,10 +363,9 @@ def history(
             v, q = _fmt(row[t]), row.get(f"{t}_qualifier", "")
             values.append(f"{q}{v}" if v and q in ("<", ">") else v)
         cells.append(values)
-    title = f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version}); * = Pareto set"
-    if (result.experiments.get("status") == "failed").any():
-        title += ", x = synthesis failed"
-    for table in _recipe_tables(cfg, title, ids, recipes, cells, "measured"):
+    title = f"{cfg.name}: {len(result.experiments)} experiments (data {result.data_version})"
+    note = "* = Pareto set" + (", x = synthesis failed" if (result.experiments.get("status") == "failed").any() else "")
+    for table in _recipe_tables(cfg, title, ids, recipes, cells, "measured", note):
         console.print(table)
     best = Table(title="best so far")
     best.add_column("target")
