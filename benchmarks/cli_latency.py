@@ -32,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_BATCH = ROOT / "datasets" / "cspbbr3_sio2" / "batches" / "000_seed_he2023.csv"
 
 
-def make_campaign(folder: Path, models: str | None) -> Path:
+def make_campaign(folder: Path, models: str | None, code: Path = ROOT) -> Path:
+    """The seed campaign of checkout ``code`` (its own config) in ``folder``."""
     import yaml
 
-    raw = yaml.safe_load((ROOT / "configs" / "cspbbr3_sio2.yaml").read_text())
+    raw = yaml.safe_load((code / "configs" / "cspbbr3_sio2.yaml").read_text())
     raw["data_dir"], raw["tracking_dir"] = "data", "mlruns"
     if models:
         raw["models"]["candidates"] = models.split(",")
@@ -64,11 +65,12 @@ def lab_batch(config_path: Path, n: int, seed: int, out: Path) -> Path:
 
 
 def kiln(code: Path, *args: str) -> tuple[float, str]:
-    """Run the CLI of checkout ``code`` in a fresh process; wall seconds and stdout."""
+    """Run the CLI of checkout ``code`` in a fresh process (outside any checkout, so ``code`` is what is
+    imported); wall seconds and stdout."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    cmd = [sys.executable, "-c", "from optimize.cli import app; app()", "-q", *args]
+    cmd = [sys.executable, "-c", "import optimize, sys; from optimize.cli import app; app()", "-q", *args]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     seconds = time.perf_counter() - t0
     if done.returncode:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
@@ -82,12 +84,12 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="comma-separated candidates instead of the config's")
     ap.add_argument("--n500", action="store_true", help="also time kiln retrain at 500 experiments")
     args = ap.parse_args()
-    out: dict = {"label": args.label, "models": args.models or "shipped config", "seconds": {}}
+    out: dict = {"label": args.label, "code": str(args.code), "models": args.models or "shipped config", "seconds": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        first = make_campaign(Path(tmp) / "first", args.models)
+        first = make_campaign(Path(tmp) / "first", args.models, args.code)
         out["seconds"]["first suggest -n 4"] = kiln(args.code, "suggest", "-n", "4", "--config", str(first))[0]
 
-        camp = make_campaign(Path(tmp) / "c100", args.models)
+        camp = make_campaign(Path(tmp) / "c100", args.models, args.code)
         batch = lab_batch(camp, 100, 0, Path(tmp) / "lab100.csv")
         kiln(args.code, "ingest", str(batch), "--no-retrain", "--config", str(camp))
         seconds, text = kiln(args.code, "retrain", "--format", "json", "--config", str(camp))
@@ -98,7 +100,7 @@ def main() -> None:
             out["seconds"][f"suggest -n 8, {pending} pending"] = seconds
             out.setdefault("suggest_inner", []).append(json.loads(text).get("seconds"))
         if args.n500:
-            big = make_campaign(Path(tmp) / "c500", args.models)
+            big = make_campaign(Path(tmp) / "c500", args.models, args.code)
             kiln(
                 args.code,
                 "ingest",

@@ -4,9 +4,9 @@ The categorical inputs have few valid combinations (7 for the seed campaign once
 dropped without carbonate), so rather than relaxing them we enumerate them:
 
 1. score ``raw_samples_per_combo`` Sobol points of the continuous inputs under every combination;
-2. polish the best ``restarts`` of them by a pattern search on the grid of the inputs' steps (at most
-   ``maxiter`` rounds), categories and condition-fixed values (``k_ratio`` = 0 without carbonate) held
-   fixed: no gradients, so every model mix (gradient boosting included) is polished alike;
+2. polish the best ``restarts`` of them by a compass search on the grid of the inputs' steps (moves of 8, 4,
+   2, 1 steps, at most ``maxiter`` rounds), categories and condition-fixed values (``k_ratio`` = 0 without
+   carbonate) held fixed: no gradients, so every model mix (gradient boosting included) is polished alike;
 3. round to the configured steps, drop near-duplicates of measured, pending or already chosen recipes,
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 

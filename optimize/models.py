@@ -176,10 +176,6 @@ class FittedModels:
         X = self.encoder.encode(recipes)
         return {name: s.predict(X) for name, s in self.surrogates.items()}
 
-    @property
-    def differentiable(self) -> bool:
-        return all(s.differentiable for s in self.surrogates.values())
-
     def botorch_model(self):
         """One BoTorch model with an output per target, in config order, then P(success) if modelled."""
         from surrogate.joint import JointModel
@@ -339,24 +335,16 @@ def select_models(
         for label in (plan.labels if plan.compare else [plan.fallback])
         if plan.compare or label.startswith("gbm")
     ]
+    jobs.sort(key=lambda job: not job[1].startswith("gbm"))  # the long (Optuna) jobs first: better packing
     if jobs:
         say(f"tuning and cross-validating {len(jobs)} candidate models on {min(workers, len(jobs))} processes")
+    done_count = [0]
 
-    def heard(what: str, total: int):
-        count = {"done": 0}
+    def heard(i: int, result) -> None:
+        done_count[0] += 1
+        say(f"cross-validated {done_count[0]} of {len(jobs)} candidate models")
 
-        def on_done(i: int, result) -> None:
-            count["done"] += 1
-            say(f"{what} {count['done']} of {total}")
-
-        return on_done
-
-    scored = fork_map(
-        lambda job: _tune_and_score(config, plans[job[0]], job[1]),
-        jobs,
-        workers,
-        heard("cross-validated", len(jobs)) if progress else None,
-    )
+    scored = fork_map(lambda job: _tune_and_score(config, plans[job[0]], job[1]), jobs, workers, heard)
     by_plan: dict[int, dict[str, tuple]] = {}
     for (i, label), result in zip(jobs, scored):
         by_plan.setdefault(i, {})[label] = result

@@ -53,7 +53,6 @@ class Surrogate(ABC):
 
     kind: ClassVar[str]
     default_mode: ClassVar[str] = "codes"  # feature mode named by the bare kind in labels
-    differentiable: ClassVar[bool] = False  # can the optimizer take gradients of mvn() w.r.t. X?
 
     def __init__(
         self,

@@ -10,8 +10,7 @@ An :class:`~surrogate.encoding.Encoder` turns recipes into ``n x d`` tensors wit
   (e.g. a carbonate's cation radius and melting point, min-max scaled over the table), so a model can
   place a category it has no data for; categoricals without a table are one-hot.
 
-The map is differentiable in the continuous columns (the optimizer polishes those with gradients)
-and keeps any leading batch dimensions: ``... x d`` -> ``... x d'``.
+The map keeps any leading batch dimensions: ``... x d`` -> ``... x d'``.
 """
 
 from __future__ import annotations

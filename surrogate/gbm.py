@@ -11,7 +11,8 @@ rows (each with its own seed). At a new recipe:
 Chosen over quantile models and split-conformal intervals because on 10-100 rows those need data to
 spare (a calibration split, or one model per quantile that may cross); the ensemble reuses every row
 and its 90 % coverage is measured by cross-validation like every other model's (``kiln retrain``).
-Not differentiable: the optimizer scores candidate pools with it instead of following gradients.
+Not differentiable; the optimizer's local search needs no gradients. The trees are saved with the model
+(:mod:`surrogate.forest`), so loading never refits.
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ class GBMSurrogate(Surrogate):
 
     kind = "gbm"
     default_mode = "onehot"
-    differentiable = False
 
     def __init__(
         self, featurizer: Featurizer, *, params: GBMParams | dict | None = None, n_members: int = 8, **kwargs: Any

@@ -64,7 +64,6 @@ class GPSurrogate(Surrogate):
     ``SingleTaskGP`` (one-hot or descriptor features). Learned state: ``model_`` (a BoTorch model)."""
 
     kind = "gp"
-    differentiable = True
 
     def warm_start(self, previous: Surrogate) -> GPSurrogate:
         """Start the next fit's hyper-parameter search from ``previous``'s fitted values.

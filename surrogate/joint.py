@@ -39,11 +39,6 @@ class JointModel(Model):
     def batch_shape(self) -> torch.Size:
         return torch.Size([])
 
-    @property
-    def differentiable(self) -> bool:
-        """Whether gradients w.r.t. ``X`` flow through every output."""
-        return all(s.differentiable for s in self._surrogates)
-
     def posterior(
         self,
         X: Tensor,

@@ -66,10 +66,6 @@ class TransferSurrogate(Surrogate):
             )
 
     @property
-    def differentiable(self) -> bool:  # type: ignore[override]
-        return self.base.differentiable
-
-    @property
     def label(self) -> str:
         """The base model's label: transfer is a property of the campaign, not a competing model."""
         return self.base.label
