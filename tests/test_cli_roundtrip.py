@@ -120,6 +120,23 @@ def test_retrain_reports_the_chosen_model_and_cv_scores_per_target(config_path):
     assert hist.exit_code == 0 and "he2023-07" in hist.stdout and "best so far" in hist.stdout
 
 
+def test_tables_fit_80_columns_and_never_cut_ids_or_values(config_path):
+    """What ``make demo`` prints: every line within 80 columns, no cell cut short (no ellipsis), the ids whole,
+    short headers with the units underneath, and no MLflow log lines."""
+    env = {"COLUMNS": "80"}
+    out = ""
+    for args in (("suggest", "-n", "4"), ("history",), ("retrain",)):
+        res = kiln(*args, "--config", str(config_path), env=env)
+        assert res.exit_code == 0, res.stdout + res.stderr
+        out += res.stdout
+        assert "INFO" not in res.stderr and "database tables" not in res.stderr
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert "…" not in out
+    for whole in ("S001-1", "S001-4", "he2023-07", "he2023-13", "PLQY max", "FWHM min", "T in C", "gp-onehot"):
+        assert whole in out, whole
+
+
 def test_predict_arbitrary_recipes_including_an_untried_carbonate(config_path, tmp_path):
     recipes = tmp_path / "recipes.csv"
     recipes.write_text(
