@@ -37,8 +37,12 @@ def main(
 ) -> None:
     ctx.obj = Console(stderr=True, quiet=quiet)
     # MLflow announces store migrations ("Creating initial MLflow database tables") at INFO: library chatter,
-    # not kiln's output (MLFLOW_LOGGING_LEVEL=INFO brings it back)
+    # not kiln's output (MLFLOW_LOGGING_LEVEL=INFO brings it back). The variable covers an import still to come
+    # (MLflow sets its level then); the logger's level covers an MLflow already imported (notebooks, tests).
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    import logging
+
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
 
 
 def _err(ctx: typer.Context) -> Console:
