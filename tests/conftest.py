@@ -22,6 +22,14 @@ FAST_MODELS = {
     "cv_repeats": 1,
     "importance_repeats": 2,
 }
+# The smallest selection that still compares every kind (GBM tuned and cross-validated): parallel-vs-serial and
+# transfer tests, where what matters is which rows are scored, not the models' quality.
+SMALL_SELECTION = {
+    "candidates": ["gp-onehot", "gbm", "constant"],
+    "tuning_trials": 3,
+    "gbm_members": 3,
+    "importance_repeats": 1,
+}
 
 
 def make_campaign(tmp: Path, acquisition: dict | None = None, models: dict | None = None) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from optimize.campaign import campaign_from_batches
 from optimize.config import load_config
 from optimize.models import select_models
-from tests.conftest import lab_batches, make_campaign
+from tests.conftest import SMALL_SELECTION, lab_batches, make_campaign
 
 
 def _campaigns(config, sizes: list[int]):
@@ -48,12 +48,7 @@ def test_parallel_selection_chooses_and_fits_as_the_serial_one(tmp_path):
     config = load_config(
         make_campaign(
             tmp_path,
-            models={
-                "candidates": ["gp-onehot", "gbm", "constant"],
-                "tuning_trials": 3,
-                "gbm_members": 3,
-                "importance_repeats": 1,
-            },
+            models=SMALL_SELECTION,
         )
     )
     (campaign,) = _campaigns(config, [24])

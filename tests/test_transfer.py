@@ -16,7 +16,7 @@ from optimize.config import ConfigError, load_config
 from optimize.errors import DataError
 from optimize.models import FittedModels, fit_models, select_models
 from surrogate.gp import GPSurrogate
-from tests.conftest import SEED_DATA, kiln, lab_batches, make_campaign
+from tests.conftest import SEED_DATA, SMALL_SELECTION, kiln, lab_batches, make_campaign
 
 FAST = {"kind": "qlogehvi", "mc_samples": 32, "raw_samples_per_combo": 16, "restarts": 2, "maxiter": 20}
 GP_ONLY = {"candidates": ["gp-onehot"], "importance_repeats": 1}
@@ -88,12 +88,7 @@ def test_cross_validation_scores_own_rows_with_the_prior_always_in_training(tmp_
     config = load_config(
         _new_lab(
             tmp_path,
-            models={
-                "candidates": ["gp-onehot", "gbm", "constant"],
-                "tuning_trials": 3,
-                "gbm_members": 3,
-                "importance_repeats": 1,
-            },
+            models=SMALL_SELECTION,
         )
     )
     campaign = campaign_from_batches(config, lab_batches(config, 10), prior=load_campaign(config).prior)
