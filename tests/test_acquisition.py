@@ -130,3 +130,17 @@ def test_local_search_climbs_to_the_best_grid_point():
     out = _local_search(acqf, starts, [Combo({2: 1.0}), Combo({1: 0.0, 2: 0.0})], steps, max_rounds=40)
     assert torch.allclose(out[0], torch.tensor([0.30, 0.85, 1.0], dtype=torch.double), atol=1e-9)
     assert torch.allclose(out[1], torch.tensor([0.30, 0.0, 0.0], dtype=torch.double), atol=1e-9)
+
+
+def test_ehvi_never_compiles_botorchs_cpp_kernel(fitted_seed, tmp_path, monkeypatch):
+    """BoTorch >= 0.18 JIT-compiles a C++ kernel on the first qLogEHVI (40-50 s, and a hang on a stale lock):
+    proposing must leave the torch extensions directory untouched and stay on the pure-PyTorch path."""
+    import botorch.acquisition.multi_objective.logei as logei
+
+    cfg, fitted, X = fitted_seed
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setattr(logei, "_C", None)
+    p = propose(cfg, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 2, seed=3)
+    assert len(p.X) == 2 and p.strategy == "portfolio"
+    assert logei._C is None and not (tmp_path / "ext").exists()
