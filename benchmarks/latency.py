@@ -128,7 +128,6 @@ def baseline(config, campaign, q: int, seed: int) -> float:
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import MixedSingleTaskGP, ModelListGP
     from botorch.optim import optimize_acqf_mixed
-
     from gpytorch.mlls import SumMarginalLogLikelihood
 
     from optimize.acquisition import enumerate_combos, no_kernel_compilation
