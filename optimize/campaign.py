@@ -183,24 +183,28 @@ def _read_ledger(config: CampaignConfig) -> pd.DataFrame:
 
 
 def ingest_batch(config: CampaignConfig, file: Path) -> BatchFile:
-    """Validate a filled batch file and add it to the campaign, atomically and under the lock.
+    """Validate a filled batch file and add it to the campaign (see :func:`add_batch`)."""
+    return add_batch(config, read_data_file(Path(file)), str(file))
+
+
+def add_batch(config: CampaignConfig, data: bytes, file: str) -> BatchFile:
+    """Validate a filled batch (the CSV's bytes; ``file`` names it in errors) and add it to the campaign,
+    atomically and under the lock.
 
     Raises:
-        DataError: the file is invalid or was already ingested; nothing is written then.
+        DataError: the batch is invalid or was already ingested; nothing is written then.
     """
-    file = Path(file)
-    data = read_data_file(file)
     digest = sha256(data)
     with campaign_lock(config.data_path):
         campaign = load_campaign(config)
         for b in campaign.batches:
             if b.sha256 == digest:
                 raise DataError(
-                    str(file),
+                    file,
                     f"this batch was already ingested as {b.path.name}",
                     "nothing to do; ingest only new batches",
                 )
-        frame = parse_table(data, config, str(file), existing_ids=campaign.experiments[ID])
+        frame = parse_table(data, config, file, existing_ids=campaign.experiments[ID])
         numbers = [int(_BATCH_NAME.match(b.path.name).group(1)) for b in campaign.batches]
         target = config.data_path / BATCHES / f"{max(numbers, default=-1) + 1:03d}_{digest[:12]}.csv"
         atomic_write(target, data)
@@ -246,6 +250,13 @@ def _fmt(v: object) -> str:
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.6g}"
     return str(v)
+
+
+def rows_csv(rows: list[dict], columns: list[str]) -> bytes:
+    """CSV bytes of JSON-style rows (a mapping of column to value each), for the same validation as a file:
+    ``columns`` (e.g. a template's), then any other key (which validation names); a missing key is empty."""
+    columns = list(dict.fromkeys([*columns, *(k for row in rows for k in row)]))
+    return csv_bytes(pd.DataFrame([[_fmt(row.get(c)) for c in columns] for row in rows], columns=columns))
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -182,12 +182,23 @@ def ingest(
 
 
 @app.command()
-def retrain(ctx: typer.Context, config: ConfigOpt = DEFAULT_CONFIG, format: FormatOpt = Format.table) -> None:
+def retrain(
+    ctx: typer.Context,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    format: FormatOpt = Format.table,
+    reselect: Annotated[
+        bool,
+        typer.Option(
+            "--reselect/--keep-choice",
+            help="compare every candidate again, or keep the last choice while little data was added (as ingest)",
+        ),
+    ] = True,
+) -> None:
     """Refit all surrogates: per target, the model with the best cross-validated NLPD wins."""
     from optimize.service import retrain as run_retrain
 
     with _err(ctx).status("retraining") as status:
-        cfg, result = _call(run_retrain, config, format, progress=status.update)
+        cfg, result = _call(run_retrain, config, format, reselect=reselect, progress=status.update)
     if result is None:
         return
     _print_retrain(ctx, cfg, result)
@@ -404,6 +415,42 @@ def ui(
     from optimize.server import serve
 
     raise typer.Exit(serve(cmd, env={**os.environ}))
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        list[Path] | None,
+        typer.Option("--config", "-c", help="campaign YAML, or a folder of them; repeat for more [default: seed]"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="interface; any but loopback needs keys")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    keys_file: Annotated[Path, typer.Option(help="keys from `kiln keys create` (used if it exists)")] = Path(
+        "kiln-keys.yaml"
+    ),
+    max_body_mb: Annotated[float, typer.Option(help="largest request body accepted, MiB")] = 16.0,
+) -> None:
+    """Serve campaigns over HTTP for lab robots, LIMS and colleagues (OpenAPI docs at /docs)."""
+    from optimize.api import serve_campaigns
+
+    _run(serve_campaigns, config or [DEFAULT_CONFIG], host, port, keys_file, int(max_body_mb * 2**20))
+
+
+keys_app = typer.Typer(help="API keys of kiln serve (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="read (history, predict) or write (also suggest, ingest)")],
+    keys_file: Annotated[Path, typer.Option(help="the keys file (created if absent)")] = Path("kiln-keys.yaml"),
+) -> None:
+    """Create a key; its token is printed once, alone on the last line of stdout (the file keeps a hash)."""
+    from optimize.keys import create_key
+
+    token = _run(create_key, keys_file, role)
+    Console(stderr=True).print(f"{role} key added to {keys_file}; keep the token below, it is not stored")
+    sys.stdout.write(token + "\n")
 
 
 @app.command()

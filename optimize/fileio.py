@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from filelock import FileLock
@@ -20,10 +20,12 @@ def sha256(data: bytes) -> str:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
 
-    A reader sees either the old file or the new one, never a partial write.
+    A reader sees either the old file or the new one, never a partial write. The file gets the user's ordinary
+    permissions (0644 under the default umask, as ``open`` gives), so colleagues sharing the folder can read it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, unlike mkstemp's 0600
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -13,7 +13,7 @@ import pandas as pd
 from optimize.campaign import (
     SUGGESTION_ID,
     BatchFile,
-    ingest_batch,
+    add_batch,
     ledger_columns,
     load_campaign,
     next_batch_id,
@@ -170,6 +170,7 @@ class SuggestResult:
     template: Path
     ledger: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    models_data_version: str = ""  # the data the models were fitted on (older than data_version while retraining)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,6 +178,7 @@ class SuggestResult:
             "suggestions": [asdict(s) for s in self.suggestions],
             "strategy": self.strategy,
             "data_version": self.data_version,
+            "models_data_version": self.models_data_version,
             "mlflow_run_id": self.mlflow_run_id,
             "template": str(self.template),
             "ledger": str(self.ledger),
@@ -185,10 +187,16 @@ class SuggestResult:
 
 
 def suggest(
-    config: CampaignConfig, n: int, seed: int = 0, progress: Callable[[str], None] | None = None
+    config: CampaignConfig,
+    n: int,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    models: Callable[[Any], Any] | None = None,
 ) -> SuggestResult:
-    """Fit the surrogates and propose ``n`` new recipes; record them as pending and write a batch template.
+    """Propose ``n`` new recipes; record them as pending and write a batch template.
 
+    ``models(campaign)`` gives the fitted models to use (a warm service's newest, perhaps of an older data
+    version: ``models_data_version`` says which); by default those cached for this data, else fitted now.
     Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
     """
     from botorch.utils.sampling import manual_seed
@@ -203,7 +211,8 @@ def suggest(
     with campaign_lock(config.data_path):
         campaign = load_campaign(config)
         with manual_seed(seed):
-            fitted = _models_for(config, campaign, progress)  # retrains (a run of its own) if nothing is cached
+            # retrains (a run of its own) if nothing is cached
+            fitted = models(campaign) if models else _models_for(config, campaign, progress)
             if progress:
                 progress(f"proposing {n} recipes ({config.acquisition.kind})")
             t_fit = time.perf_counter()
@@ -219,7 +228,7 @@ def suggest(
             mean, std = preds.get(t, (np.full(n, np.nan), np.full(n, np.nan)))
             ledger[f"{t}_mean"], ledger[f"{t}_std"] = mean, std
         ledger["acquisition_value"] = proposal.acquisition_values
-        ledger["data_version"] = campaign.version
+        ledger["data_version"] = fitted.data_version
         suggestions = [
             Suggestion(
                 id=row[SUGGESTION_ID],
@@ -234,7 +243,14 @@ def suggest(
         with start_run(config, "suggest", campaign.version) as run:
             ledger["mlflow_run_id"] = run.id
             run.params(
-                {"n": n, "seed": seed, "strategy": proposal.strategy, "batch": batch, **config.acquisition.model_dump()}
+                {
+                    "n": n,
+                    "seed": seed,
+                    "strategy": proposal.strategy,
+                    "batch": batch,
+                    "models_data_version": fitted.data_version,
+                    **config.acquisition.model_dump(),
+                }
             )
             for i, s in enumerate(suggestions):
                 run.metrics({"acquisition_value": s.acquisition_value}, step=i)
@@ -248,7 +264,15 @@ def suggest(
         ledger_path = record_suggestions(config, ledger[ledger_columns(config)])
         template = write_template(config, batch, ledger)
     return SuggestResult(
-        batch, suggestions, proposal.strategy, campaign.version, run.id, template, ledger_path, seconds
+        batch,
+        suggestions,
+        proposal.strategy,
+        campaign.version,
+        run.id,
+        template,
+        ledger_path,
+        seconds,
+        fitted.data_version,
     )
 
 
@@ -289,16 +313,23 @@ def predict(config: CampaignConfig, file: Path) -> PredictResult:
     Categories known only by their descriptors (e.g. an untried carbonate) are accepted; only
     descriptor-based models can tell them apart from each other.
     """
-    from optimize.validation import parse_table, read_data_file
+    from optimize.validation import read_data_file
 
-    file = Path(file)
-    data = read_data_file(file)
-    recipes = parse_table(data, config, str(file), require_targets=False, allow_extra_categories=True)
+    return predict_data(config, read_data_file(Path(file)), str(file))
+
+
+def predict_data(
+    config: CampaignConfig, data: bytes, file: str, models: Callable[[Any], Any] | None = None
+) -> PredictResult:
+    """:func:`predict` for a CSV's bytes (``file`` names it in errors), with ``models`` as in :func:`suggest`."""
+    from optimize.validation import parse_table
+
+    recipes = parse_table(data, config, file, require_targets=False, allow_extra_categories=True)
     campaign = load_campaign(config)
-    fitted = _models_for(config, campaign)
+    fitted = models(campaign) if models else _models_for(config, campaign)
     inputs = recipes[[ID, *config.input_names]]
     return PredictResult(
-        inputs, fitted.predict(inputs), {k: r.chosen for k, r in fitted.reports.items()}, campaign.version
+        inputs, fitted.predict(inputs), {k: r.chosen for k, r in fitted.reports.items()}, fitted.data_version
     )
 
 
@@ -331,9 +362,22 @@ def ingest(
     With ``retrain_models=False`` only the batch is added (several batches at once); the next
     ``suggest`` or ``predict`` retrains, since the model cache is keyed by data version.
     """
+    from optimize.validation import read_data_file
+
+    return ingest_data(config, read_data_file(Path(file)), str(file), retrain_models, progress)
+
+
+def ingest_data(
+    config: CampaignConfig,
+    data: bytes,
+    file: str,
+    retrain_models: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> IngestResult:
+    """:func:`ingest` for a batch CSV's bytes (``file`` names it in errors and in the ingest run)."""
     from optimize.tracking import start_run
 
-    added: BatchFile = ingest_batch(config, Path(file))
+    added: BatchFile = add_batch(config, data, file)
     campaign = load_campaign(config)
     with start_run(config, "ingest", campaign.version) as run:
         run.params({"file": str(file), "sha256": added.sha256, "rows": added.rows, "stored_as": added.path.name})

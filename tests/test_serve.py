@@ -1,0 +1,183 @@
+"""kiln serve: the real server on a free loopback port, real keys, real retrains in the background."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import make_campaign
+
+NAME = "cspbbr3_sio2"
+KILN = [sys.executable, "-m", "optimize.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_key(keys: Path, role: str) -> str:
+    """``kiln keys create``: the token is alone on the last line of stdout."""
+    out = subprocess.run([*KILN, "keys", "create", "--role", role, "--keys-file", str(keys)], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.decode().strip().splitlines()[-1]
+
+
+class Server:
+    def __init__(self, config: Path, keys: Path | None, log: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = [*KILN, "serve", "--config", str(config), "--port", str(self.port), *extra]
+        cmd += ["--keys-file", str(keys)] if keys else ["--keys-file", str(log.parent / "no-keys.yaml")]
+        self.proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=log.parent)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(self.url + "/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("kiln serve did not start: " + log.read_text())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    config = make_campaign(tmp)
+    keys = tmp / "keys.yaml"
+    tokens = {role: create_key(keys, role) for role in ("read", "write")}
+    server = Server(config, keys, tmp / "server.log", "--max-body-mb", "0.05")
+    yield server, tokens, config
+    server.stop()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_keys_file_holds_only_hashes_and_roles_are_enforced(served):
+    server, tokens, config = served
+    keys_text = (config.parent / "keys.yaml").read_text()
+    assert all(t not in keys_text for t in tokens.values()) and "sha256" in keys_text
+    assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/campaigns").status_code == 401
+    wrong = httpx.get(server.url + "/campaigns", headers=auth(tokens["read"] + "x"))
+    assert wrong.status_code == 401 and "error" in wrong.json()
+    listed = httpx.get(server.url + "/campaigns", headers=auth(tokens["read"])).json()["campaigns"]
+    assert [(c["name"], c["n_experiments"]) for c in listed] == [(NAME, 13)]
+    denied = httpx.post(f"{server.url}/campaigns/{NAME}/suggestions", json={"n": 1}, headers=auth(tokens["read"]))
+    assert denied.status_code == 403 and "write key" in denied.json()["error"]["message"]
+
+
+def test_suggest_ingest_predict_history_through_http(served):
+    server, tokens, _ = served
+    w, base = auth(tokens["write"]), f"{server.url}/campaigns/{NAME}"
+    got = httpx.post(base + "/suggestions", json={"n": 2, "seed": 0}, headers=w, timeout=600).json()
+    assert len(got["suggestions"]) == 2 and got["models_data_version"] == got["data_version"]
+    rows = [
+        {"experiment_id": s["id"], "batch": got["batch"], **s["inputs"], "plqy": 50 + i, "fwhm_nm": 21, "status": ""}
+        for i, s in enumerate(got["suggestions"])
+    ]
+    added = httpx.post(base + "/batches", json={"rows": rows}, headers=w).json()
+    assert added["rows"] == 2 and added["data_version"] != got["data_version"]
+    again = httpx.post(base + "/batches", json={"rows": rows}, headers=w)
+    assert again.status_code == 422 and "already ingested" in again.json()["error"]["message"]
+    bad = dict(rows[0], experiment_id="X9", carbonate="K9CO3")
+    err = httpx.post(base + "/batches", json={"rows": [bad]}, headers=w)
+    assert err.status_code == 422
+    assert {k: err.json()["error"][k] for k in ("row", "column", "value")} == {
+        "row": 2,
+        "column": "carbonate",
+        "value": "K9CO3",
+    }
+    assert "K2CO3" in err.json()["error"]["fix"]
+    csv = (
+        "experiment_id,batch,temperature_c,k_ratio,carbonate,addition,br_fraction,plqy,fwhm_nm,dispersibility,"
+        "water_retention\nX3,B,9000,0,none,,1,5,,,\n"
+    )
+    err = httpx.post(base + "/batches", content=csv, headers={**w, "content-type": "text/csv"})
+    assert err.status_code == 422 and err.json()["error"]["column"] == "temperature_c"
+
+    r = auth(tokens["read"])
+    history = httpx.get(base + "/history", headers=r).json()
+    ids = [e["experiment_id"] for e in history["experiments"]]
+    assert len(ids) == 15 and {s["id"] for s in got["suggestions"]} <= set(ids)
+    assert history["data_version"] == added["data_version"]
+    assert httpx.get(base + "/history?format=csv", headers=r).text.count("\n") == 16  # header + 15 rows
+    recipe = {"temperature_c": 650, "k_ratio": 1.0, "carbonate": "K2CO3", "addition": "internal", "br_fraction": 1}
+    pred = httpx.post(base + "/predictions", json={"recipes": [recipe]}, headers=r).json()
+    assert set(pred["predictions"][0]["predicted"]) == {"plqy", "fwhm_nm", "dispersibility", "water_retention"}
+    assert pred["predictions"][0]["predicted"]["plqy"]["std"] > 0
+    summary = httpx.get(base, headers=r).json()
+    assert summary["n_experiments"] == 15 and summary["n_pending"] == 0
+    assert {t["name"] for t in summary["targets"]} == set(pred["models"])
+
+
+def test_names_cannot_reach_files_and_big_bodies_are_refused_unread(served):
+    server, tokens, config = served
+    r = auth(tokens["read"])
+    for path in ("/campaigns/..%2F..%2Fkeys.yaml", "/campaigns/%2e%2e/history", "/campaigns/..%2Fcampaign/history"):
+        res = httpx.get(server.url + path, headers=r)
+        assert res.status_code == 404 and "keys" not in res.text, path
+    # a body announced above the limit (0.05 MiB here) is answered 413 without the server waiting for it
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(
+            f"POST /campaigns/{NAME}/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tokens['write']}\r\n"
+            "Content-Type: text/csv\r\nContent-Length: 1000000000\r\n\r\n".encode()
+        )
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+    res = httpx.post(f"{server.url}/campaigns/{NAME}/batches", content=b"x" * 60_000, headers={**auth(tokens["write"])})
+    assert res.status_code == 413 and "limit" in res.json()["error"]["message"]
+
+
+def test_a_key_is_never_logged(served):
+    server, tokens, _ = served
+    httpx.get(server.url + "/campaigns", headers=auth(tokens["write"]))
+    log = server.log.read_text()
+    assert "GET /campaigns" in log and all(t not in log for t in tokens.values())
+
+
+def test_a_network_bind_needs_keys(tmp_path):
+    config = make_campaign(tmp_path)
+    cmd = [*KILN, "serve", "--config", str(config), "--host", "0.0.0.0", "--keys-file", str(tmp_path / "none.yaml")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "kiln keys create" in out.stderr
+
+
+def test_files_kiln_writes_are_readable_by_colleagues(tmp_path):
+    """Batches, ledger and templates get 0644 under the default umask (mkstemp gave 0600)."""
+    from optimize.campaign import add_batch, csv_bytes, record_suggestions, write_template
+    from optimize.config import load_config
+    from optimize.validation import table_columns
+
+    old = os.umask(0o022)
+    try:
+        cfg = load_config(make_campaign(tmp_path))
+        row = {c: "" for c in table_columns(cfg)}
+        row.update(experiment_id="P1", batch="B", temperature_c=600, k_ratio=0, carbonate="none", br_fraction=1)
+        import pandas as pd
+
+        stored = add_batch(cfg, csv_bytes(pd.DataFrame([row])), "p.csv").path
+        recipes = pd.DataFrame([{"suggestion_id": "S1-1", "batch": "S1", **{k: row[k] for k in cfg.input_names}}])
+        template = write_template(cfg, "S1", recipes)
+        from optimize.campaign import ledger_columns
+
+        ledger = record_suggestions(cfg, recipes.reindex(columns=ledger_columns(cfg)))
+    finally:
+        os.umask(old)
+    for path in (stored, template, ledger):
+        assert path.stat().st_mode & 0o777 == 0o644, path
