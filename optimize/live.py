@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from optimize.campaign import ParsedBatches, load_campaign
 from optimize.config import CampaignConfig, load_config
 from optimize.errors import KilnError
 
@@ -40,6 +41,7 @@ class LiveCampaign:
         self.retrains = 0
         self.last_error: str | None = None
         self._fitted: Any = None  # optimize.models.FittedModels
+        self._parsed = ParsedBatches()
         self._cond = threading.Condition()
         self._dirty = False  # newer data than the models and no retrain queued for it yet
         self._running = False
@@ -142,9 +144,7 @@ class LiveCampaign:
     def summary(self, short: bool = False) -> dict[str, Any]:
         """Name, experiments and data version; unless ``short`` also the inputs, targets, pending suggestions,
         batches, the models in memory and the retrain state."""
-        from optimize.campaign import load_campaign
-
-        campaign = load_campaign(self.config)
+        campaign = load_campaign(self.config, self._parsed)
         doc: dict[str, Any] = {
             "name": self.name,
             "n_experiments": len(campaign.experiments),
@@ -174,13 +174,13 @@ class LiveCampaign:
 
         if wait:
             self.wait_for_models()
-        return service.suggest(self.config, n, seed, models=self._models)
+        return service.suggest(self.config, n, seed, models=self._models, parsed=self._parsed)
 
     def ingest(self, data: bytes, source: str, retrain: bool = True):
         """Add a filled batch (a CSV's bytes; ``source`` names it in errors) and queue a retrain."""
         from optimize import service
 
-        result = service.ingest_data(self.config, data, source, retrain_models=False)
+        result = service.ingest_data(self.config, data, source, retrain_models=False, parsed=self._parsed)
         if retrain:
             self.request_retrain()
         return result
@@ -189,55 +189,63 @@ class LiveCampaign:
         """Predictions for the recipes of a CSV's bytes (``optimize.service.PredictResult``)."""
         from optimize import service
 
-        return service.predict_data(self.config, data, source, models=self._models)
+        return service.predict_data(self.config, data, source, models=self._models, parsed=self._parsed)
 
-    def history(self):
+    def history(self, with_runs: bool = True):
+        """``optimize.service.HistoryResult``: experiments, best values, Pareto set, pending, MLflow runs."""
         from optimize import service
 
-        return service.history(self.config, with_runs=False)
+        return service.history(self.config, with_runs=with_runs, parsed=self._parsed)
 
 
 class Lab:
     """The Python API: a campaign opened from its config, with DataFrames in and out.
 
-    >>> lab = open_campaign("configs/cspbbr3_sio2.yaml")   # doctest: +SKIP
-    >>> lab.suggest(4)                                      # recipes to run, with predictions
-    >>> lab.ingest("filled.csv")                            # or a DataFrame of measured rows
-    >>> lab.history()                                       # every experiment so far
+    >>> lab = open_campaign("configs/cspbbr3_sio2.yaml")  # doctest: +SKIP
+    >>> batch = lab.suggest(4)        # experiment_id, batch, the inputs, predicted <target>_mean / _std
+    >>> batch["plqy"] = [...]         # fill in what the bench measured (any target may stay empty)
+    >>> lab.ingest(batch)             # or a filled template CSV; the models refit in the background
+    >>> lab.history()                 # every experiment so far
     """
 
     def __init__(self, live: LiveCampaign) -> None:
         self.live = live
 
     def suggest(self, n: int = 4, seed: int = 0) -> pd.DataFrame:
-        """``n`` recipes (one row each: id, inputs, predicted ``<target>_mean``/``_std``), recorded as pending."""
+        """``n`` recipes, recorded as pending: ``experiment_id``, ``batch``, the inputs, and per target the
+        predicted ``<target>_mean`` and ``<target>_std``. Waits for a retrain of newly ingested data first."""
         result = self.live.suggest(n, seed, wait=True)
         rows = []
         for s in result.suggestions:
-            row: dict[str, Any] = {"id": s.id, **s.inputs}
+            row: dict[str, Any] = {"experiment_id": s.id, "batch": result.batch, **s.inputs}
             for t, p in s.predicted.items():
                 row[f"{t}_mean"], row[f"{t}_std"] = p["mean"], p["std"]
             rows.append(row)
         return pd.DataFrame(rows)
 
     def ingest(self, batch: str | Path | pd.DataFrame) -> int:
-        """Add a filled batch (a CSV path or a DataFrame with the template's columns); returns the rows added.
-        The models refit in the background; the next ``suggest`` waits for them."""
+        """Add a filled batch: a CSV path, or a DataFrame such as :meth:`suggest`'s with measured target columns
+        added (its prediction columns are left out). Returns the rows added; the models refit in the background."""
         from optimize.campaign import csv_bytes
-        from optimize.validation import read_data_file
+        from optimize.validation import read_data_file, table_columns
 
         if isinstance(batch, pd.DataFrame):
-            return self.live.ingest(csv_bytes(batch), "DataFrame").rows
+            predicted = {f"{t}_{k}" for t in self.live.config.target_names for k in ("mean", "std")}
+            frame = batch.drop(columns=[c for c in batch.columns if c in predicted])
+            columns = list(dict.fromkeys([*table_columns(self.live.config), *frame.columns]))
+            return self.live.ingest(csv_bytes(frame.reindex(columns=columns)), "DataFrame").rows
         return self.live.ingest(read_data_file(Path(batch)), str(batch)).rows
 
     def history(self) -> pd.DataFrame:
-        """Every experiment so far (inputs, targets, qualifiers, source)."""
-        return self.live.history().experiments
+        """Every experiment so far (inputs, targets, qualifiers, status, source)."""
+        return self.live.history(with_runs=False).experiments
 
     def predict(self, recipes: pd.DataFrame) -> pd.DataFrame:
-        """``recipes`` (input columns) with ``<target>_mean`` and ``<target>_std`` columns added."""
+        """``recipes`` (input columns) with ``<target>_mean`` and ``<target>_std`` columns added (after a retrain
+        of newly ingested data)."""
         from optimize.campaign import csv_bytes
 
+        self.live.wait_for_models()
         result = self.live.predict(csv_bytes(recipes), "DataFrame")
         out = recipes.reset_index(drop=True).copy()
         for t, (mean, std) in result.predicted.items():
@@ -245,6 +253,7 @@ class Lab:
         return out
 
     def close(self) -> None:
+        """Stop the background retrain thread (after a retrain in progress)."""
         self.live.close()
 
 

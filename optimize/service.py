@@ -13,6 +13,7 @@ import pandas as pd
 from optimize.campaign import (
     SUGGESTION_ID,
     BatchFile,
+    ParsedBatches,
     add_batch,
     ledger_columns,
     load_campaign,
@@ -192,12 +193,14 @@ def suggest(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     models: Callable[[Any], Any] | None = None,
+    parsed: ParsedBatches | None = None,
 ) -> SuggestResult:
     """Propose ``n`` new recipes; record them as pending and write a batch template.
 
     ``models(campaign)`` gives the fitted models to use (a warm service's newest, perhaps of an older data
     version: ``models_data_version`` says which); by default those cached for this data, else fitted now.
-    Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
+    ``parsed``: batches validated before (a long-lived process). Holds the campaign lock throughout so that two
+    concurrent calls cannot propose the same batch.
     """
     from botorch.utils.sampling import manual_seed
 
@@ -209,7 +212,7 @@ def suggest(
         raise ValueError("n must be at least 1")
     t0 = time.perf_counter()
     with campaign_lock(config.data_path):
-        campaign = load_campaign(config)
+        campaign = load_campaign(config, parsed)
         with manual_seed(seed):
             # retrains (a run of its own) if nothing is cached
             fitted = models(campaign) if models else _models_for(config, campaign, progress)
@@ -319,13 +322,18 @@ def predict(config: CampaignConfig, file: Path) -> PredictResult:
 
 
 def predict_data(
-    config: CampaignConfig, data: bytes, file: str, models: Callable[[Any], Any] | None = None
+    config: CampaignConfig,
+    data: bytes,
+    file: str,
+    models: Callable[[Any], Any] | None = None,
+    parsed: ParsedBatches | None = None,
 ) -> PredictResult:
-    """:func:`predict` for a CSV's bytes (``file`` names it in errors), with ``models`` as in :func:`suggest`."""
+    """:func:`predict` for a CSV's bytes (``file`` names it in errors), ``models`` and ``parsed`` as in
+    :func:`suggest`."""
     from optimize.validation import parse_table
 
     recipes = parse_table(data, config, file, require_targets=False, allow_extra_categories=True)
-    campaign = load_campaign(config)
+    campaign = load_campaign(config, parsed)
     fitted = models(campaign) if models else _models_for(config, campaign)
     inputs = recipes[[ID, *config.input_names]]
     return PredictResult(
@@ -373,12 +381,14 @@ def ingest_data(
     file: str,
     retrain_models: bool = True,
     progress: Callable[[str], None] | None = None,
+    parsed: ParsedBatches | None = None,
 ) -> IngestResult:
-    """:func:`ingest` for a batch CSV's bytes (``file`` names it in errors and in the ingest run)."""
+    """:func:`ingest` for a batch CSV's bytes (``file`` names it in errors and in the ingest run; ``parsed`` as
+    in :func:`suggest`)."""
     from optimize.tracking import start_run
 
-    added: BatchFile = add_batch(config, data, file)
-    campaign = load_campaign(config)
+    added: BatchFile = add_batch(config, data, file, parsed)
+    campaign = load_campaign(config, parsed)
     with start_run(config, "ingest", campaign.version) as run:
         run.params({"file": str(file), "sha256": added.sha256, "rows": added.rows, "stored_as": added.path.name})
         run.metrics({"n_experiments": len(campaign.experiments), "batch_rows": added.rows})
@@ -475,13 +485,18 @@ class HistoryResult:
         }
 
 
-def history(config: CampaignConfig, with_runs: bool = True, plot_dir: Path | None = None) -> HistoryResult:
+def history(
+    config: CampaignConfig,
+    with_runs: bool = True,
+    plot_dir: Path | None = None,
+    parsed: ParsedBatches | None = None,
+) -> HistoryResult:
     """Experiments so far, the best value per target, the measured Pareto set, pending suggestions, runs.
 
     With ``plot_dir``: also write (and log to an MLflow run) the Pareto front with the pending
     suggestions, the progress per target, and partial dependence plots (see :func:`history_plots`).
     """
-    campaign = load_campaign(config)
+    campaign = load_campaign(config, parsed)
     runs: list[dict[str, Any]] = []
     if with_runs:
         from optimize.tracking import list_runs
