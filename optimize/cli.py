@@ -403,18 +403,25 @@ def ui(
     config: ConfigOpt = DEFAULT_CONFIG,
     port: Annotated[int, typer.Option(help="port to listen on")] = 5000,
     host: Annotated[str, typer.Option(help="interface; 127.0.0.1 keeps the UI private to this machine")] = "127.0.0.1",
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="MLflow's basic-auth app (users, passwords, permissions); needed for any non-loopback --host. "
+            "Its first start takes the admin password from MLFLOW_AUTH_ADMIN_PASSWORD",
+        ),
+    ] = False,
 ) -> None:
     """Serve the MLflow UI over the campaign's tracking store."""
-    cfg = _run(_load, config)
-    uri = cfg.tracking_uri
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        cmd += ["--default-artifact-root", (cfg.tracking_path / "artifacts").as_uri()]
-    _err(ctx).print(f"MLflow UI for {cfg.name} at http://{host}:{port}  (store {uri}; Ctrl-C to stop)")
-    from optimize.server import serve
+    from optimize.server import mlflow_server_command, serve
 
-    raise typer.Exit(serve(cmd, env={**os.environ}))
+    cfg = _run(_load, config)
+    cmd, env = _run(mlflow_server_command, cfg, host, port, auth)
+    login = " with login (MLflow basic auth)" if auth else ""
+    _err(ctx).print(
+        f"MLflow UI for {cfg.name} at http://{host}:{port}{login}  (store {cfg.tracking_uri}; Ctrl-C to stop)"
+    )
+    raise typer.Exit(serve(cmd, env=env))
 
 
 @app.command()

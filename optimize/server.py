@@ -9,10 +9,65 @@ and, after ``grace`` seconds, SIGKILL.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
+import sys
 import time
 from typing import Sequence
+
+from optimize.config import CampaignConfig
+from optimize.errors import KilnError
+
+AUTH_INI = """[mlflow]
+default_permission = READ
+database_uri = {database}
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
+
+
+def mlflow_server_command(config: CampaignConfig, host: str, port: int, auth: bool) -> tuple[list[str], dict]:
+    """The ``mlflow server`` command line and environment for ``kiln ui``.
+
+    With ``auth``, MLflow's basic-auth app guards it; its users live in ``basic_auth.db`` beside the campaign's
+    store, and its first start creates ``admin`` with the password in ``MLFLOW_AUTH_ADMIN_PASSWORD``. The
+    login forms' CSRF key is ``MLFLOW_FLASK_SERVER_SECRET_KEY``, else one kept in ``flask_secret`` (0600) there.
+
+    Raises:
+        KilnError: a non-loopback ``host`` without ``auth``, or a first ``auth`` start without that password.
+    """
+    from optimize.api import is_loopback
+
+    if not is_loopback(host) and not auth:
+        raise KilnError(
+            f"--host {host} opens the MLflow UI (and its delete buttons) to the network: add --auth for MLflow's "
+            "login (set MLFLOW_AUTH_ADMIN_PASSWORD for its first start)"
+        )
+    uri = config.tracking_uri
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    env = {**os.environ}
+    if uri.startswith("sqlite:///"):
+        config.tracking_path.mkdir(parents=True, exist_ok=True)
+        cmd += ["--default-artifact-root", (config.tracking_path / "artifacts").as_uri()]
+    if auth:
+        config.tracking_path.mkdir(parents=True, exist_ok=True)
+        database = config.tracking_path / "basic_auth.db"
+        if not database.exists() and not env.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+            raise KilnError(
+                "--auth: the first start creates the MLflow user 'admin'; set MLFLOW_AUTH_ADMIN_PASSWORD first"
+            )
+        if not env.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):  # CSRF key of the login forms: one per store, kept
+            secret = config.tracking_path / "flask_secret"
+            if not secret.exists():
+                secret.touch(mode=0o600)
+                secret.write_text(secrets.token_urlsafe(32))
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secret.read_text().strip()
+        ini = config.tracking_path / "basic_auth.ini"
+        ini.write_text(AUTH_INI.format(database=f"sqlite:///{database}"))
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
+        cmd += ["--app-name", "basic-auth"]
+    return cmd, env
 
 
 def _group_alive(pgid: int) -> bool:

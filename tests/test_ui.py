@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -50,7 +52,7 @@ def wait_http(url: str, timeout: float = 120) -> None:
 class UI:
     """``kiln ui`` running in its own process group."""
 
-    def __init__(self, config_path: Path, *extra: str) -> None:
+    def __init__(self, config_path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
@@ -69,6 +71,7 @@ class UI:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            env=env,
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -115,8 +118,24 @@ def test_ui_listens_on_localhost_only_unless_host_is_given(config_path, config):
     # stopping kiln ui (SIGTERM, as a service manager does) stops every process of the server's group
     left = [(pid, cmd) for pid, (g, cmd) in _live_processes().items() if g in groups]
     assert not left, left
-    with UI(config_path, "--host", "0.0.0.0") as ui:
+    refused = subprocess.run(
+        [sys.executable, "-m", "optimize.cli", "ui", "--config", str(config_path), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "--auth" in refused.stderr
+    env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-test-password-1"}
+    with UI(config_path, "--host", "0.0.0.0", "--auth", env=env) as ui:
         assert listening_addresses(ui.port) == {"0.0.0.0"}
+        api = ui.url + "/api/2.0/mlflow/experiments/search?max_results=5"
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(api, timeout=10)
+        assert anonymous.value.code == 401
+        login = base64.b64encode(b"admin:a-long-test-password-1").decode()
+        request = urllib.request.Request(api, headers={"Authorization": f"Basic {login}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
 
 
 CHROMIUM = "/usr/bin/chromium"
