@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	@($(PIP) --upgrade pip && \
 	  $(PIP) torch==2.13.0 && \
 	  $(PIP) -e '.[test,peers]') > $(LOG) 2>&1 || (cat $(LOG); exit 1)
+	@echo "building BoTorch's fused qLogEHVI kernel once (optimize/kernels.py; about a minute)"
+	@$(BIN)/python -m optimize.kernels
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -41,6 +41,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
+from optimize.kernels import use_prebuilt_kernel
 from optimize.models import FittedModels
 
 _EVAL_CHUNK = 512
@@ -139,15 +140,6 @@ def _evaluate(acqf, X: Tensor) -> Tensor:
         return torch.cat([acqf(X[i : i + _EVAL_CHUNK].unsqueeze(-2)) for i in range(0, len(X), _EVAL_CHUNK)])
 
 
-def no_kernel_compilation() -> None:
-    """Keep BoTorch's qLog(N)EHVI on its pure-PyTorch path: from 0.18 its first use in a process JIT-compiles a
-    C++ kernel (``-march=native``) into ``~/.cache/torch_extensions``, which costs 40-50 s on this machine, needs
-    a compiler, and waits forever on the lock file a killed compile leaves behind (a CI run hung on it)."""
-    import botorch.acquisition.multi_objective.logei as logei
-
-    logei._load_attempted = True
-
-
 def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tensor, seed: int):
     """``build(X_pending, step) -> acquisition function`` for the configured kind.
 
@@ -158,7 +150,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed);
     - ``portfolio``: ``qlogehvi`` for the half of each batch it chooses (:mod:`optimize.thompson` the rest).
     """
-    no_kernel_compilation()
+    use_prebuilt_kernel()  # never BoTorch's compile at first use (optimize.kernels)
     settings = config.acquisition
     model = fitted.botorch_model()
     objectives = objective_values(config)

@@ -96,11 +96,11 @@ class _Peer(Strategy):
     """Shared by the peers: the keys of recipes already run (so a lookup proposal is never repeated)."""
 
     def __init__(self, problem: Problem, seed: int) -> None:
-        from optimize.acquisition import no_kernel_compilation
+        from optimize.kernels import use_prebuilt_kernel
 
         super().__init__(problem, seed)
         self.taken: set[tuple] = set()
-        no_kernel_compilation()  # the same pure-PyTorch BoTorch as kiln's, no compile inside a timed batch
+        use_prebuilt_kernel()  # the same qLogEHVI kernel as kiln's, no compile inside a timed batch
 
     def _as_run(self, proposals: list[Mapping], n: int) -> list[Recipe]:
         out: list[Recipe] = []

@@ -132,10 +132,13 @@ def test_local_search_climbs_to_the_best_grid_point():
     assert torch.allclose(out[1], torch.tensor([0.30, 0.0, 0.0], dtype=torch.double), atol=1e-9)
 
 
-def test_ehvi_never_compiles_botorchs_cpp_kernel(fitted_seed, tmp_path, monkeypatch):
+def test_ehvi_uses_the_kernel_built_at_setup_and_never_compiles(fitted_seed, tmp_path, monkeypatch):
     """BoTorch >= 0.18 JIT-compiles a C++ kernel on the first qLogEHVI (40-50 s, and a hang on a stale lock):
-    proposing must leave the torch extensions directory untouched and stay on the pure-PyTorch path."""
+    proposing leaves the torch extensions directory untouched and uses the kernel `make setup` built, which
+    gives BoTorch's pure-PyTorch values."""
     import botorch.acquisition.multi_objective.logei as logei
+
+    from optimize.acquisition import _acqf_builder, _evaluate
 
     cfg, fitted, X = fitted_seed
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
@@ -143,4 +146,11 @@ def test_ehvi_never_compiles_botorchs_cpp_kernel(fitted_seed, tmp_path, monkeypa
     monkeypatch.setattr(logei, "_C", None)
     p = propose(cfg, fitted, X, torch.zeros(0, X.shape[1], dtype=torch.double), 2, seed=3)
     assert len(p.X) == 2 and p.strategy == "portfolio"
-    assert logei._C is None and not (tmp_path / "ext").exists()
+    assert not (tmp_path / "ext").exists()
+    assert logei._C is not None and "site-packages" in logei._C.__file__
+
+    points = torch.rand(64, X.shape[1], dtype=torch.double, generator=torch.Generator().manual_seed(0))
+    fused = _evaluate(_acqf_builder(cfg, fitted, X, 0)(None, 0), points)
+    monkeypatch.setattr(logei, "_C", None)
+    plain = _evaluate(_acqf_builder(cfg, fitted, X, 0)(None, 0), points)
+    assert torch.allclose(fused, plain, rtol=1e-6, atol=1e-8)
