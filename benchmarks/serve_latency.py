@@ -6,7 +6,7 @@ In a temporary folder: the seed rows plus ``--rows`` virtual-lab experiments on 
 the shipped config cross-validation picks gradient boosting for PLQY), fitted once by ``kiln retrain`` (not
 timed); then ``kiln serve`` on a free loopback port, and:
 
-1. ``suggest``: ``POST /suggestions {"n": 8}`` three times in a row (0, 8 and 16 suggestions pending), after one
+1. ``suggest``: ``POST /suggestions {"n": 8}`` five times in a row (0 to 32 suggestions pending), after one
    warm-up call (the server's first MLflow run and matplotlib import);
 2. ``load``: 4 clients x 100 requests, alternating ``GET /history`` and ``POST /predictions`` (4 recipes):
    p50, p99 and errors;
@@ -83,7 +83,7 @@ def main() -> None:
             warm = client.post(base + "/suggestions", json={"n": 8, "seed": 99}).json()
             first = time.perf_counter() - t0
             suggest, inside = [], []
-            for seed in range(3):
+            for seed in range(5):
                 t0 = time.perf_counter()
                 doc = client.post(base + "/suggestions", json={"n": 8, "seed": seed}).json()
                 suggest.append(time.perf_counter() - t0)

@@ -10,9 +10,11 @@ each. The retrain process writes the model cache; this process loads it.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ import pandas as pd
 from optimize.campaign import ParsedBatches, load_campaign
 from optimize.config import CampaignConfig, load_config
 from optimize.errors import KilnError
+
+log = logging.getLogger("kiln.live")
 
 
 class RetrainFailed(KilnError):
@@ -48,6 +52,8 @@ class LiveCampaign:
         self._closed = False
         self._worker = threading.Thread(target=self._retrain_loop, name=f"retrain-{config.name}", daemon=True)
         self._worker.start()
+        # a suggestion's MLflow logging (about a second, the Pareto figure most of it) runs after the answer
+        self._logging = ThreadPoolExecutor(1, thread_name_prefix=f"mlflow-{config.name}")
 
     @classmethod
     def open(cls, path: str | Path) -> LiveCampaign:
@@ -134,11 +140,19 @@ class LiveCampaign:
         return None, latest_cached(self.config, "")  # the cache that process just wrote
 
     def close(self) -> None:
-        """Stop the retrain thread (after the retrain in progress, if any)."""
+        """Stop the retrain thread (after the retrain in progress, if any) and finish the MLflow logging."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._worker.join()
+        self._logging.shutdown(wait=True)
+
+    def _defer(self, job) -> None:
+        def report(future) -> None:
+            if future.exception() is not None:
+                log.error("MLflow logging of a suggestion failed: %s", future.exception())
+
+        self._logging.submit(job).add_done_callback(report)
 
     # ---- what a caller does -------------------------------------------------------------------
     def summary(self, short: bool = False) -> dict[str, Any]:
@@ -174,7 +188,7 @@ class LiveCampaign:
 
         if wait:
             self.wait_for_models()
-        return service.suggest(self.config, n, seed, models=self._models, parsed=self._parsed)
+        return service.suggest(self.config, n, seed, models=self._models, parsed=self._parsed, defer=self._defer)
 
     def ingest(self, data: bytes, source: str, retrain: bool = True):
         """Add a filled batch (a CSV's bytes; ``source`` names it in errors) and queue a retrain."""

@@ -22,13 +22,17 @@ def _pyplot():
 def pareto_figure(
     experiments: pd.DataFrame, pareto: pd.DataFrame, config: CampaignConfig, suggested: pd.DataFrame | None = None
 ):
-    """Pairwise objective plots: measured points, the measured Pareto set, suggestions (predicted mean +/- std)."""
-    plt = _pyplot()
+    """Pairwise objective plots: measured points, the measured Pareto set, suggestions (predicted mean +/- std).
+
+    Drawn without pyplot (a bare ``Figure``), so a service may draw it in a background thread."""
+    from matplotlib.figure import Figure
+
     names = list(config.target_names)
     pairs = list(itertools.combinations(names, 2))
     cols = min(3, len(pairs)) or 1
     rows = int(np.ceil(len(pairs) / cols)) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (a, b) in zip(axes.ravel(), pairs):
         both = experiments.dropna(subset=[a, b])
         ax.scatter(both[a], both[b], s=22, c="0.6", label="measured")

@@ -194,19 +194,22 @@ def suggest(
     progress: Callable[[str], None] | None = None,
     models: Callable[[Any], Any] | None = None,
     parsed: ParsedBatches | None = None,
+    defer: Callable[[Callable[[], None]], Any] | None = None,
 ) -> SuggestResult:
     """Propose ``n`` new recipes; record them as pending and write a batch template.
 
     ``models(campaign)`` gives the fitted models to use (a warm service's newest, perhaps of an older data
     version: ``models_data_version`` says which); by default those cached for this data, else fitted now.
-    ``parsed``: batches validated before (a long-lived process). Holds the campaign lock throughout so that two
-    concurrent calls cannot propose the same batch.
+    ``parsed``: batches validated before (a long-lived process). ``defer(job)``: run the MLflow logging (params,
+    metrics, the suggestions, the Pareto figure: about a second) later, e.g. in a service's logging thread; the
+    run exists, and its id is in the result and the ledger, before this returns. Holds the campaign lock
+    throughout so that two concurrent calls cannot propose the same batch.
     """
     from botorch.utils.sampling import manual_seed
 
     from optimize.acquisition import suggest_recipes
     from optimize.plots import pareto_figure
-    from optimize.tracking import start_run
+    from optimize.tracking import finishing, open_run
 
     if n < 1:
         raise ValueError("n must be at least 1")
@@ -243,29 +246,31 @@ def suggest(
             )
             for _, row in ledger.iterrows()
         ]
-        with start_run(config, "suggest", campaign.version) as run:
-            ledger["mlflow_run_id"] = run.id
-            run.params(
-                {
-                    "n": n,
-                    "seed": seed,
-                    "strategy": proposal.strategy,
-                    "batch": batch,
-                    "models_data_version": fitted.data_version,
-                    **config.acquisition.model_dump(),
-                }
-            )
+        run = open_run(config, "suggest", campaign.version)
+        ledger["mlflow_run_id"] = run.id
+        ledger_path = record_suggestions(config, ledger[ledger_columns(config)])
+        template = write_template(config, batch, ledger)
+        seconds = {"fit": t_fit - t0, "acquisition": t_acq - t_fit, "total": time.perf_counter() - t0}
+    params = {
+        "n": n,
+        "seed": seed,
+        "strategy": proposal.strategy,
+        "batch": batch,
+        "models_data_version": fitted.data_version,
+        **config.acquisition.model_dump(),
+    }
+
+    def log() -> None:
+        with finishing(run):
+            run.params(params)
+            run.metrics({f"seconds_{k}": v for k, v in seconds.items()})
             for i, s in enumerate(suggestions):
                 run.metrics({"acquisition_value": s.acquisition_value}, step=i)
             run.json([asdict(s) for s in suggestions], "suggestions.json")
-            run.figure(
-                pareto_figure(campaign.experiments, pareto_set(campaign.experiments, config), config, ledger),
-                "pareto_front.png",
-            )
-            seconds = {"fit": t_fit - t0, "acquisition": t_acq - t_fit, "total": time.perf_counter() - t0}
-            run.metrics({f"seconds_{k}": v for k, v in seconds.items()})
-        ledger_path = record_suggestions(config, ledger[ledger_columns(config)])
-        template = write_template(config, batch, ledger)
+            pareto = pareto_set(campaign.experiments, config)
+            run.figure(pareto_figure(campaign.experiments, pareto, config, ledger), "pareto_front.png")
+
+    (defer or (lambda job: job()))(log)
     return SuggestResult(
         batch,
         suggestions,

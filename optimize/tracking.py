@@ -83,10 +83,11 @@ class Run:
         self.client.log_batch(self.id, tags=[RunTag(k, str(v)) for k, v in values.items()])
 
     def figure(self, fig, name: str) -> None:
-        import matplotlib.pyplot as plt
-
         self.client.log_figure(self.id, fig, name)
-        plt.close(fig)
+        if hasattr(fig, "number"):  # made by pyplot (which keeps it until closed)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
 
     def json(self, obj: Any, name: str) -> None:
         self.client.log_text(self.id, json.dumps(obj, indent=2, default=str), name)
@@ -120,16 +121,16 @@ class Run:
                     os.environ[k] = v
 
 
-@contextmanager
-def start_run(
+def open_run(
     config: CampaignConfig,
     kind: str,
     data_version: str,
     triggered_by: str | None = None,
     parent: str | None = None,
     name: str | None = None,
-) -> Iterator[Run]:
-    """Open a run named ``<kind>-<data version>`` (or ``name``); FAILED if the block raises.
+) -> Run:
+    """Create a run named ``<kind>-<data version>`` (or ``name``), left open: log to it, then end it with
+    :func:`finishing` (possibly in another thread).
 
     ``triggered_by``: the run that caused this one (an ingest causes a retrain); ``parent``: nest
     this run under another in the MLflow UI (e.g. an Optuna study under its retrain).
@@ -141,13 +142,32 @@ def start_run(
     if parent:
         tags["mlflow.parentRunId"] = parent
     run = client.create_run(exp_id, tags=tags)
-    handle = Run(client, run.info.run_id)
+    return Run(client, run.info.run_id)
+
+
+@contextmanager
+def finishing(run: Run) -> Iterator[Run]:
+    """End ``run`` after the block: FINISHED, or FAILED if the block raises."""
     try:
-        yield handle
+        yield run
     except BaseException:
-        client.set_terminated(handle.id, status="FAILED")
+        run.client.set_terminated(run.id, status="FAILED")
         raise
-    client.set_terminated(handle.id, status="FINISHED")
+    run.client.set_terminated(run.id, status="FINISHED")
+
+
+@contextmanager
+def start_run(
+    config: CampaignConfig,
+    kind: str,
+    data_version: str,
+    triggered_by: str | None = None,
+    parent: str | None = None,
+    name: str | None = None,
+) -> Iterator[Run]:
+    """:func:`open_run` for the block; FINISHED after it, FAILED if it raises."""
+    with finishing(open_run(config, kind, data_version, triggered_by, parent, name)) as run:
+        yield run
 
 
 def latest_run(

@@ -84,10 +84,21 @@ def test_keys_file_holds_only_hashes_and_roles_are_enforced(served):
 
 
 def test_suggest_ingest_predict_history_through_http(served):
-    server, tokens, _ = served
+    server, tokens, config = served
     w, base = auth(tokens["write"]), f"{server.url}/campaigns/{NAME}"
     got = httpx.post(base + "/suggestions", json={"n": 2, "seed": 0}, headers=w, timeout=600).json()
     assert len(got["suggestions"]) == 2 and got["models_data_version"] == got["data_version"]
+    # the suggestion's MLflow run is logged after the answer, in the server's logging thread
+    from mlflow.tracking import MlflowClient
+
+    from optimize.config import load_config
+
+    client = MlflowClient(tracking_uri=load_config(config).tracking_uri)
+    deadline = time.monotonic() + 60
+    while (run := client.get_run(got["mlflow_run_id"])).info.status != "FINISHED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run.info.status == "FINISHED" and run.data.params["n"] == "2"
+    assert {"suggestions.json", "pareto_front.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     rows = [
         {"experiment_id": s["id"], "batch": got["batch"], **s["inputs"], "plqy": 50 + i, "fwhm_nm": 21, "status": ""}
         for i, s in enumerate(got["suggestions"])
