@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from optimize.errors import DataError, KilnError
-from optimize.keys import Key, role_of
+from optimize.keys import KeyRing
 from optimize.live import LiveCampaign, RetrainFailed
 
 MAX_BODY = 16 * 2**20  # bytes: the data files' own limit (optimize.validation.MAX_BYTES)
@@ -80,7 +80,7 @@ class _LimitBody:
         await self.app(scope, receive, send)
 
 
-def create_app(campaigns: list[LiveCampaign], keys: list[Key] | None = None, max_body: int = MAX_BODY) -> FastAPI:
+def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_body: int = MAX_BODY) -> FastAPI:
     """The service over ``campaigns`` (names unique); ``keys`` None = no keys (loopback use)."""
     by_name = {c.name: c for c in campaigns}
     if len(by_name) != len(campaigns):
@@ -97,11 +97,12 @@ def create_app(campaigns: list[LiveCampaign], keys: list[Key] | None = None, max
                 return
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
+            challenge = {"WWW-Authenticate": "Bearer"}
             if scheme.lower() != "bearer" or not token:
-                raise HTTPException(401, "a key is needed: send `Authorization: Bearer <token>`")
-            have = role_of(keys, token.strip())
+                raise HTTPException(401, "a key is needed: send `Authorization: Bearer <token>`", challenge)
+            have = keys.role_of(token.strip())
             if have is None:
-                raise HTTPException(401, "unknown key")
+                raise HTTPException(401, "unknown key", challenge)
             if role == "write" and have != "write":
                 raise HTTPException(403, "this key may only read; suggesting and ingesting need a write key")
 
@@ -116,7 +117,9 @@ def create_app(campaigns: list[LiveCampaign], keys: list[Key] | None = None, max
 
     @app.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return _error(e.status_code, str(e.detail))
+        response = _error(e.status_code, str(e.detail))
+        response.headers.update(e.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def body_error(request: Request, e: RequestValidationError) -> JSONResponse:
@@ -222,10 +225,8 @@ def serve_campaigns(configs: list[Path], host: str, port: int, keys_file: Path |
     """
     import uvicorn
 
-    from optimize.keys import load_keys
-
-    keys = load_keys(keys_file) if keys_file is not None and Path(keys_file).exists() else None
-    if not is_loopback(host) and not keys:
+    keys = KeyRing(keys_file) if keys_file is not None and Path(keys_file).exists() else None
+    if not is_loopback(host) and not (keys and keys.keys()):
         raise KilnError(
             f"--host {host} opens the service to the network: create a key first "
             "(`kiln keys create --role write`) and pass --keys-file"

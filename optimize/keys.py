@@ -78,3 +78,28 @@ def role_of(keys: list[Key], token: str) -> str | None:
         if hmac.compare_digest(k.sha256, digest):
             role = k.role
     return role
+
+
+class KeyRing:
+    """The keys of a keys file as a server sees them: read again when the file changes, so a key created (or
+    removed) while ``kiln serve`` runs counts at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._keys: list[Key] = []
+        self.keys()
+
+    def keys(self) -> list[Key]:
+        """The keys now; none (every request refused) while the file is missing."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            self._keys, self._stamp = load_keys(self.path), stamp
+        return self._keys
+
+    def role_of(self, token: str) -> str | None:
+        return role_of(self.keys(), token)

@@ -57,7 +57,7 @@ class LiveCampaign:
 
     @classmethod
     def open(cls, path: str | Path) -> LiveCampaign:
-        """The campaign of a config file, its models loaded from the cache when it has them."""
+        """The campaign of a config file (its models are loaded from the cache, or fitted, at first use)."""
         return cls(load_config(path))
 
     @property

@@ -81,6 +81,10 @@ def test_keys_file_holds_only_hashes_and_roles_are_enforced(served):
     assert [(c["name"], c["n_experiments"]) for c in listed] == [(NAME, 13)]
     denied = httpx.post(f"{server.url}/campaigns/{NAME}/suggestions", json={"n": 1}, headers=auth(tokens["read"]))
     assert denied.status_code == 403 and "write key" in denied.json()["error"]["message"]
+    assert httpx.get(server.url + "/campaigns").headers["www-authenticate"] == "Bearer"
+    late = create_key(config.parent / "keys.yaml", "read")  # a key created while the server runs counts at once
+    assert httpx.get(server.url + "/campaigns", headers=auth(late)).status_code == 200
+    tokens["late"] = late
 
 
 def test_suggest_ingest_predict_history_through_http(served):
