@@ -7,7 +7,9 @@ the shipped config cross-validation picks gradient boosting for PLQY), fitted on
 timed); then ``kiln serve`` on a free loopback port, and:
 
 1. ``suggest``: ``POST /suggestions {"n": 8}`` five times in a row (0 to 32 suggestions pending), after one
-   warm-up call (the server's first MLflow run and matplotlib import);
+   warm-up call (the server's first MLflow run and matplotlib import); ``--gap S`` waits S seconds before each
+   (a robot runs its experiments in between; back to back, each call shares the cores with the previous one's
+   MLflow logging);
 2. ``load``: 4 clients x 100 requests, alternating ``GET /history`` and ``POST /predictions`` (4 recipes):
    p50, p99 and errors;
 3. ``ingest``: 8 quick ``POST /batches`` of one row each, then the retrains they caused (coalesced).
@@ -53,6 +55,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100, help="virtual-lab experiments besides the 13 seed rows")
     ap.add_argument("--models", help="comma-separated candidates instead of the shipped config's")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument(
+        "--gap", type=float, default=0.0, help="seconds between suggestions (the previous one's MLflow logging ends)"
+    )
     args = ap.parse_args()
 
     from optimize.config import load_config
@@ -84,6 +89,7 @@ def main() -> None:
             first = time.perf_counter() - t0
             suggest, inside = [], []
             for seed in range(5):
+                time.sleep(args.gap)
                 t0 = time.perf_counter()
                 doc = client.post(base + "/suggestions", json={"n": 8, "seed": seed}).json()
                 suggest.append(time.perf_counter() - t0)
@@ -127,6 +133,7 @@ def main() -> None:
             server.wait(30)
     doc = {
         "rows": 13 + args.rows,
+        "gap_s": args.gap,
         "models": summary["models"]["chosen"],
         "retrain_cli_s": round(retrain_s, 1),
         "server_start_s": round(startup, 2),
