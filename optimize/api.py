@@ -9,7 +9,6 @@ length and are refused above ``max_body`` bytes before being read. OpenAPI docs 
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from optimize.errors import DataError, KilnError
 from optimize.keys import KeyRing
 from optimize.live import LiveCampaign, RetrainFailed
+from optimize.server import is_loopback
 
 MAX_BODY = 16 * 2**20  # bytes: the data files' own limit (optimize.validation.MAX_BYTES)
 
@@ -41,16 +41,6 @@ class RowsBody(BaseModel):
 class RecipesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     recipes: list[dict[str, Any]] = Field(min_length=1, description="recipes: input name -> value")
-
-
-def is_loopback(host: str) -> bool:
-    """``host`` is a loopback address or ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _error(status: int, message: str, **where: Any) -> JSONResponse:

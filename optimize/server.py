@@ -1,4 +1,5 @@
-"""Run a server (the MLflow UI) as a child that never outlives ``kiln ui``.
+"""``kiln ui``: the MLflow server's command line (loopback unless authenticated), run as a child that never
+outlives ``kiln ui``.
 
 ``mlflow server`` starts uvicorn workers and job consumers that survive a SIGTERM to their parent,
 so the server gets a session (process group) of its own, and when ``kiln ui`` ends for any reason
@@ -8,6 +9,7 @@ and, after ``grace`` seconds, SIGKILL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import signal
@@ -27,6 +29,16 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 """
 
 
+def is_loopback(host: str) -> bool:
+    """``host`` is a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def mlflow_server_command(config: CampaignConfig, host: str, port: int, auth: bool) -> tuple[list[str], dict]:
     """The ``mlflow server`` command line and environment for ``kiln ui``.
 
@@ -37,8 +49,6 @@ def mlflow_server_command(config: CampaignConfig, host: str, port: int, auth: bo
     Raises:
         KilnError: a non-loopback ``host`` without ``auth``, or a first ``auth`` start without that password.
     """
-    from optimize.api import is_loopback
-
     if not is_loopback(host) and not auth:
         raise KilnError(
             f"--host {host} opens the MLflow UI (and its delete buttons) to the network: add --auth for MLflow's "
