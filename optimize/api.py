@@ -70,8 +70,9 @@ class _LimitBody:
         await self.app(scope, receive, send)
 
 
-def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_body: int = MAX_BODY) -> FastAPI:
-    """The service over ``campaigns`` (names unique); ``keys`` None = no keys (loopback use)."""
+def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_body: int = MAX_BODY) -> _LimitBody:
+    """The service over ``campaigns`` (names unique), an ASGI app: the FastAPI app behind the body limit;
+    ``keys`` None = no keys (loopback use)."""
     by_name = {c.name: c for c in campaigns}
     if len(by_name) != len(campaigns):
         raise KilnError("two served campaigns share a name; give each config its own `name`")
@@ -200,7 +201,7 @@ def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_b
         live = campaign(name)
         return live.predict(rows_csv(body.recipes, list(live.config.input_names)), "request body (recipes)").to_json()
 
-    return _LimitBody(app, max_body)  # type: ignore[return-value]
+    return _LimitBody(app, max_body)
 
 
 def _plain(v: Any) -> Any:
