@@ -209,7 +209,7 @@ def suggest(
 
     from optimize.acquisition import suggest_recipes
     from optimize.plots import pareto_figure
-    from optimize.tracking import finishing, open_run
+    from optimize.tracking import start_run
 
     if n < 1:
         raise ValueError("n must be at least 1")
@@ -246,7 +246,7 @@ def suggest(
             )
             for _, row in ledger.iterrows()
         ]
-        run = open_run(config, "suggest", campaign.version)
+        run = start_run(config, "suggest", campaign.version)
         ledger["mlflow_run_id"] = run.id
         ledger_path = record_suggestions(config, ledger[ledger_columns(config)])
         template = write_template(config, batch, ledger)
@@ -261,7 +261,7 @@ def suggest(
     }
 
     def log() -> None:
-        with finishing(run):
+        with run:
             run.params(params)
             run.metrics({f"seconds_{k}": v for k, v in seconds.items()})
             for i, s in enumerate(suggestions):

@@ -8,9 +8,8 @@ unless ``MLFLOW_TRACKING_URI`` points elsewhere (e.g. a shared tracking server).
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from optimize.config import CampaignConfig
 
@@ -54,10 +53,17 @@ def _experiment(client, config: CampaignConfig, uri: str):
 
 
 class Run:
-    """A thin handle on one MLflow run, used inside :func:`start_run`."""
+    """A thin handle on one open MLflow run (from :func:`start_run`); ``with run:`` ends it after the block,
+    FINISHED, or FAILED if the block raises (possibly in another thread than the one that opened it)."""
 
     def __init__(self, client, run_id: str) -> None:
         self.client, self.id = client, run_id
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        self.client.set_terminated(self.id, status="FINISHED" if kind is None else "FAILED")
 
     def params(self, values: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -121,7 +127,7 @@ class Run:
                     os.environ[k] = v
 
 
-def open_run(
+def start_run(
     config: CampaignConfig,
     kind: str,
     data_version: str,
@@ -129,8 +135,8 @@ def open_run(
     parent: str | None = None,
     name: str | None = None,
 ) -> Run:
-    """Create a run named ``<kind>-<data version>`` (or ``name``), left open: log to it, then end it with
-    :func:`finishing` (possibly in another thread).
+    """Open a run named ``<kind>-<data version>`` (or ``name``); ``with start_run(...) as run:`` ends it after the
+    block (see :class:`Run`).
 
     ``triggered_by``: the run that caused this one (an ingest causes a retrain); ``parent``: nest
     this run under another in the MLflow UI (e.g. an Optuna study under its retrain).
@@ -143,31 +149,6 @@ def open_run(
         tags["mlflow.parentRunId"] = parent
     run = client.create_run(exp_id, tags=tags)
     return Run(client, run.info.run_id)
-
-
-@contextmanager
-def finishing(run: Run) -> Iterator[Run]:
-    """End ``run`` after the block: FINISHED, or FAILED if the block raises."""
-    try:
-        yield run
-    except BaseException:
-        run.client.set_terminated(run.id, status="FAILED")
-        raise
-    run.client.set_terminated(run.id, status="FINISHED")
-
-
-@contextmanager
-def start_run(
-    config: CampaignConfig,
-    kind: str,
-    data_version: str,
-    triggered_by: str | None = None,
-    parent: str | None = None,
-    name: str | None = None,
-) -> Iterator[Run]:
-    """:func:`open_run` for the block; FINISHED after it, FAILED if it raises."""
-    with finishing(open_run(config, kind, data_version, triggered_by, parent, name)) as run:
-        yield run
 
 
 def latest_run(
