@@ -273,9 +273,14 @@ def _fmt(v: object) -> str:
 
 def rows_csv(rows: list[dict], columns: list[str]) -> bytes:
     """CSV bytes of JSON-style rows (a mapping of column to value each), for the same validation as a file:
-    ``columns`` (e.g. a template's), then any other key (which validation names); a missing key is empty."""
+    ``columns`` (e.g. a template's), then any other key (which validation names); a missing key, ``None`` and
+    NaN are empty cells; numbers are written whole (no rounding: they are measurements)."""
     columns = list(dict.fromkeys([*columns, *(k for row in rows for k in row)]))
-    return csv_bytes(pd.DataFrame([[_fmt(row.get(c)) for c in columns] for row in rows], columns=columns))
+
+    def cell(v: object) -> object:
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    return csv_bytes(pd.DataFrame([[cell(row.get(c)) for c in columns] for row in rows], columns=columns))
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -240,14 +240,13 @@ class Lab:
     def ingest(self, batch: str | Path | pd.DataFrame) -> int:
         """Add a filled batch: a CSV path, or a DataFrame such as :meth:`suggest`'s with measured target columns
         added (its prediction columns are left out). Returns the rows added; the models refit in the background."""
-        from optimize.campaign import csv_bytes
+        from optimize.campaign import rows_csv
         from optimize.validation import read_data_file, table_columns
 
         if isinstance(batch, pd.DataFrame):
             predicted = {f"{t}_{k}" for t in self.live.config.target_names for k in ("mean", "std")}
-            frame = batch.drop(columns=[c for c in batch.columns if c in predicted])
-            columns = list(dict.fromkeys([*table_columns(self.live.config), *frame.columns]))
-            return self.live.ingest(csv_bytes(frame.reindex(columns=columns)), "DataFrame").rows
+            rows = batch.drop(columns=[c for c in batch.columns if c in predicted]).to_dict(orient="records")
+            return self.live.ingest(rows_csv(rows, table_columns(self.live.config)), "DataFrame").rows
         return self.live.ingest(read_data_file(Path(batch)), str(batch)).rows
 
     def history(self) -> pd.DataFrame:

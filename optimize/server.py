@@ -57,11 +57,11 @@ def mlflow_server_command(config: CampaignConfig, host: str, port: int, auth: bo
     uri = config.tracking_uri
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     env = {**os.environ}
-    if uri.startswith("sqlite:///"):
+    if uri.startswith("sqlite:///") or auth:
         config.tracking_path.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///"):
         cmd += ["--default-artifact-root", (config.tracking_path / "artifacts").as_uri()]
     if auth:
-        config.tracking_path.mkdir(parents=True, exist_ok=True)
         database = config.tracking_path / "basic_auth.db"
         if not database.exists() and not env.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
             raise KilnError(
