@@ -23,8 +23,7 @@ from optimize.errors import DataError, KilnError
 from optimize.keys import KeyRing
 from optimize.live import LiveCampaign, RetrainFailed
 from optimize.server import is_loopback
-
-MAX_BODY = 16 * 2**20  # bytes: the data files' own limit (optimize.validation.MAX_BYTES)
+from optimize.validation import MAX_BYTES
 
 
 class SuggestBody(BaseModel):
@@ -70,7 +69,7 @@ class _LimitBody:
         await self.app(scope, receive, send)
 
 
-def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_body: int = MAX_BODY) -> _LimitBody:
+def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_body: int = MAX_BYTES) -> _LimitBody:
     """The service over ``campaigns`` (names unique), an ASGI app: the FastAPI app behind the body limit;
     ``keys`` None = no keys (loopback use)."""
     by_name = {c.name: c for c in campaigns}
@@ -208,8 +207,11 @@ def _plain(v: Any) -> Any:
     return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
 
 
-def serve_campaigns(configs: list[Path], host: str, port: int, keys_file: Path | None, max_body: int) -> None:
-    """Open the campaigns (each a config file, or a folder of them) and serve them until interrupted.
+def serve_campaigns(
+    configs: list[Path], host: str, port: int, keys_file: Path | None, max_body: int = MAX_BYTES
+) -> None:
+    """Open the campaigns (each a config file, or a folder of them) and serve them until interrupted; request
+    bodies up to ``max_body`` bytes (default: the data files' own limit).
 
     Raises:
         KilnError: a non-loopback ``host`` without a keys file holding at least one key.

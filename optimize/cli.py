@@ -435,12 +435,15 @@ def serve(
     keys_file: Annotated[Path, typer.Option(help="keys from `kiln keys create` (used if it exists)")] = Path(
         "kiln-keys.yaml"
     ),
-    max_body_mb: Annotated[float, typer.Option(help="largest request body accepted, MiB")] = 16.0,
+    max_body_mb: Annotated[
+        float | None, typer.Option(help="largest request body accepted, MiB [default: the data files' limit, 10]")
+    ] = None,
 ) -> None:
     """Serve campaigns over HTTP for lab robots, LIMS and colleagues (OpenAPI docs at /docs)."""
     from optimize.api import serve_campaigns
 
-    _run(serve_campaigns, config or [DEFAULT_CONFIG], host, port, keys_file, int(max_body_mb * 2**20))
+    limit = {} if max_body_mb is None else {"max_body": int(max_body_mb * 2**20)}
+    _run(serve_campaigns, config or [DEFAULT_CONFIG], host, port, keys_file, **limit)
 
 
 keys_app = typer.Typer(help="API keys of kiln serve (stored hashed).", no_args_is_help=True)
