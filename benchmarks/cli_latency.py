@@ -10,7 +10,9 @@ Per run, in a temporary folder:
    selects the models first);
 2. ``retrain``: the seed rows plus 100 virtual-lab experiments on random recipes (seed 0: cross-validation picks
    gradient boosting for PLQY with the shipped config), ingested without retraining, then ``kiln retrain``;
-3. ``suggest``: ``kiln suggest -n 8`` three times in a row, so 0, 8 and 16 suggestions are pending;
+3. ``suggest``: ``kiln suggest -n 8`` three times in a row, so 0, 8 and 16 suggestions are pending; then, on a
+   copy of that campaign taken after the retrain, with ``kiln serve`` running it (this checkout only), four more:
+   the first (the server's first MLflow run and figure) and three with 8, 16 and 24 pending;
 4. ``retrain-500`` (``--n500``): ``kiln retrain`` on the seed rows plus 500 random recipes.
 
 ``--code`` runs another checkout's CLI (its ``optimize`` package first on ``PYTHONPATH``) with this
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +80,34 @@ def kiln(code: Path, *args: str) -> tuple[float, str]:
     return seconds, done.stdout
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(config: Path, log: Path) -> tuple[subprocess.Popen, int, float]:
+    """``kiln serve`` of this checkout on a free loopback port (no keys): the process, its port and the seconds
+    until ``/health`` answered."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "optimize.cli", "serve", "--config", str(config), "--port", str(port)]
+    cmd += ["--keys-file", str(log.parent / "no-keys.yaml")]
+    server = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=log.parent)
+    t0 = time.perf_counter()
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError("kiln serve exited:\n" + log.read_text()[-3000:])
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health")
+            return server, port, time.perf_counter() - t0
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose CLI to time")
@@ -95,10 +126,26 @@ def main() -> None:
         seconds, text = kiln(args.code, "retrain", "--format", "json", "--config", str(camp))
         out["seconds"]["retrain n=113"] = seconds
         out["models_chosen"] = {t["target"]: t["chosen"] for t in json.loads(text)["targets"]}
+        served = Path(tmp) / "c100-served"  # the same campaign, fitted models included, for `kiln serve`
+        shutil.copytree(camp.parent, served)
         for pending in (0, 8, 16):
             seconds, text = kiln(args.code, "suggest", "-n", "8", "--format", "json", "--config", str(camp))
             out["seconds"][f"suggest -n 8, {pending} pending"] = seconds
             out.setdefault("suggest_inner", []).append(json.loads(text).get("seconds"))
+        if args.code == ROOT:  # `kiln suggest` asks the campaign's running `kiln serve` (optimize.local_service)
+            server, _, out["seconds"]["serve start"] = start_server(served / "campaign.yaml", Path(tmp) / "serve.log")
+            try:
+                for pending in (0, 8, 16, 24):
+                    cmd = ("suggest", "-n", "8", "--format", "json", "--config", str(served / "campaign.yaml"))
+                    seconds, text = kiln(args.code, *cmd)
+                    doc = json.loads(text)
+                    assert doc.get("served_by"), "kiln suggest did not ask the running server"
+                    what = "first through kiln serve" if pending == 0 else f"{pending} pending"
+                    out["seconds"][f"suggest -n 8 (kiln serve running), {what}"] = seconds
+                    out.setdefault("served_inner", []).append(doc["seconds"])
+            finally:
+                server.terminate()
+                server.wait(60)
         if args.n500:
             big = make_campaign(Path(tmp) / "c500", args.models, args.code)
             kiln(

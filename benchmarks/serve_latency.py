@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,15 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.cli_latency import kiln, lab_batch, make_campaign  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchmarks.cli_latency import kiln, lab_batch, make_campaign, start_server  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,20 +60,9 @@ def main() -> None:
         kiln(ROOT, "ingest", str(batch), "--no-retrain", "--config", str(config))
         retrain_s, _ = kiln(ROOT, "retrain", "--config", str(config), "--format", "json")
         cfg = load_config(config)
-        port = free_port()
-        log = (folder / "serve.log").open("wb")
-        cmd = [sys.executable, "-m", "optimize.cli", "serve", "--config", str(config), "--port", str(port)]
-        server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        server, port, startup = start_server(config, folder / "serve.log")
         base = f"http://127.0.0.1:{port}/campaigns/{cfg.name}"
         try:
-            t0 = time.perf_counter()
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            startup = time.perf_counter() - t0
             client = httpx.Client(timeout=600)
             t0 = time.perf_counter()
             warm = client.post(base + "/suggestions", json={"n": 8, "seed": 99}).json()

@@ -123,15 +123,19 @@ def combo_points(base: Tensor, combos: list[Combo], encoder) -> Tensor:
     return torch.cat(parts)
 
 
-def _is_duplicate(x: Tensor, others: Tensor, cont_dims: list[int], cat_dims: list[int], tol: float) -> bool:
-    """``x`` (``d``) matches a row of ``others`` (``m x d``): same categories, continuous within ``tol``."""
+def _duplicates(X: Tensor, others: Tensor, cont_dims: list[int], cat_dims: list[int], tol: float) -> Tensor:
+    """Which rows of ``X`` (``n x d``) match a row of ``others`` (``m x d``): same categories, continuous within
+    ``tol``; ``n`` booleans."""
     if others.numel() == 0:
-        return False
+        return torch.zeros(len(X), dtype=torch.bool)
+    A, B = X.unsqueeze(1), others.unsqueeze(0)  # n x 1 x d, 1 x m x d
     same_cat = (
-        (others[:, cat_dims] == x[cat_dims]).all(dim=-1) if cat_dims else torch.ones(len(others), dtype=torch.bool)
+        (A[..., cat_dims] == B[..., cat_dims]).all(dim=-1)
+        if cat_dims
+        else torch.ones(len(X), len(others), dtype=torch.bool)
     )
-    close = (others[:, cont_dims] - x[cont_dims]).abs().max(dim=-1).values <= tol
-    return bool((same_cat & close).any())
+    close = (A[..., cont_dims] - B[..., cont_dims]).abs().amax(dim=-1) <= tol
+    return (same_cat & close).any(dim=-1)
 
 
 def _evaluate(acqf, X: Tensor) -> Tensor:
@@ -389,10 +393,8 @@ class _Search:
         polished = _round(_local_search(acqf, X_raw[top], starts, self.search_steps, settings.maxiter), self.steps, enc)
         pool, pool_v = torch.cat([polished, X_raw]), torch.cat([_evaluate(acqf, polished), v_raw])
         # 3. drop candidates that duplicate a measured, pending or chosen recipe
-        order = torch.argsort(pool_v, descending=True).tolist()
-        keep = [
-            k for k in order if not _is_duplicate(pool[k], avoid, cont_dims, cat_dims, settings.duplicate_tolerance)
-        ]
+        order = torch.argsort(pool_v, descending=True)
+        keep = order[~_duplicates(pool[order], avoid, cont_dims, cat_dims, settings.duplicate_tolerance)]
         return pool[keep], pool_v[keep]
 
     def greedy(
@@ -455,7 +457,7 @@ def _propose_from_pool(
     tol = 1e-9  # a pool row is "taken" only if it is that very recipe
     d = X_pool.shape[-1]
     taken = torch.cat([X_measured, X_pending.reshape(-1, d)])
-    free = [i for i in range(len(X_pool)) if not _is_duplicate(X_pool[i], taken, cont_dims, cat_dims, tol)]
+    free = (~_duplicates(X_pool, taken, cont_dims, cat_dims, tol)).nonzero().reshape(-1).tolist()
     if len(free) < n:
         raise ValueError(f"the candidate pool has {len(free)} untried recipes, fewer than the {n} asked for")
     if len(fitted.surrogates) < len(config.targets) or len(X_baseline) == 0:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from optimize.errors import DataError, KilnError
 from optimize.keys import KeyRing
 from optimize.live import LiveCampaign, RetrainFailed
+from optimize.local_service import announced, local_url
 from optimize.server import is_loopback
 from optimize.validation import MAX_BYTES
 
@@ -232,7 +233,9 @@ def serve_campaigns(
         raise KilnError(f"no campaign YAML files in {', '.join(map(str, configs))}")
     campaigns = [LiveCampaign.open(p) for p in paths]
     try:
-        uvicorn.run(create_app(campaigns, keys, max_body), host=host, port=port, log_level="info")
+        # `kiln suggest` on this machine finds the server through each campaign's data folder (optimize.local_service)
+        with announced([c.config for c in campaigns], local_url(host, port)):
+            uvicorn.run(create_app(campaigns, keys, max_body), host=host, port=port, log_level="info")
     finally:
         for c in campaigns:
             c.close()

@@ -140,9 +140,8 @@ def _retrain(
                 child.params(
                     {"study": key, "n_trials": len(res.trials), **{f"best.{k}": v for k, v in vars(res.params).items()}}
                 )
-                for tr in res.trials:
-                    if tr["value"] is not None:
-                        child.metrics({"cv_rmse": tr["value"]}, step=tr["number"])
+                scored = [tr for tr in res.trials if tr["value"] is not None]
+                child.series("cv_rmse", [tr["value"] for tr in scored], [tr["number"] for tr in scored])
                 child.metrics(
                     {"best_cv_rmse": res.best_rmse, "pruned": sum(t["state"] == "PRUNED" for t in res.trials)}
                 )
@@ -194,21 +193,20 @@ def suggest(
     progress: Callable[[str], None] | None = None,
     models: Callable[[Any], Any] | None = None,
     parsed: ParsedBatches | None = None,
-    defer: Callable[[Callable[[], None]], Any] | None = None,
+    defer: Callable[..., Any] | None = None,
 ) -> SuggestResult:
     """Propose ``n`` new recipes; record them as pending and write a batch template.
 
     ``models(campaign)`` gives the fitted models to use (a warm service's newest, perhaps of an older data
     version: ``models_data_version`` says which); by default those cached for this data, else fitted now.
-    ``parsed``: batches validated before (a long-lived process). ``defer(job)``: run the MLflow logging (params,
-    metrics, the suggestions, the Pareto figure: about a second) later, e.g. in a service's logging thread; the
-    run exists, and its id is in the result and the ledger, before this returns. Holds the campaign lock
-    throughout so that two concurrent calls cannot propose the same batch.
+    ``parsed``: batches validated before (a long-lived process). ``defer(fn, *args)``: run the MLflow logging
+    (:func:`log_suggestion`; params, metrics, the suggestions, the Pareto figure: about a second) later, e.g. in a
+    service's logging process; the run exists, and its id is in the result and the ledger, before this returns.
+    Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
     """
     from botorch.utils.sampling import manual_seed
 
     from optimize.acquisition import suggest_recipes
-    from optimize.plots import pareto_figure
     from optimize.tracking import start_run
 
     if n < 1:
@@ -260,17 +258,8 @@ def suggest(
         **config.acquisition.model_dump(),
     }
 
-    def log() -> None:
-        with run:
-            run.params(params)
-            run.metrics({f"seconds_{k}": v for k, v in seconds.items()})
-            for i, s in enumerate(suggestions):
-                run.metrics({"acquisition_value": s.acquisition_value}, step=i)
-            run.json([asdict(s) for s in suggestions], "suggestions.json")
-            pareto = pareto_set(campaign.experiments, config)
-            run.figure(pareto_figure(campaign.experiments, pareto, config, ledger), "pareto_front.png")
-
-    (defer or (lambda job: job()))(log)
+    job = (config, run.id, params, seconds, suggestions, campaign.experiments, ledger)
+    (defer or (lambda fn, *args: fn(*args)))(log_suggestion, *job)
     return SuggestResult(
         batch,
         suggestions,
@@ -282,6 +271,30 @@ def suggest(
         seconds,
         fitted.data_version,
     )
+
+
+def log_suggestion(
+    config: CampaignConfig,
+    run_id: str,
+    params: dict[str, Any],
+    seconds: dict[str, float],
+    suggestions: list[Suggestion],
+    experiments: pd.DataFrame,
+    ledger: pd.DataFrame,
+) -> None:
+    """Fill and end a suggestion's MLflow run (opened by :func:`suggest`): params, timings, acquisition values,
+    the suggestions as JSON and the Pareto figure. Module-level and of picklable arguments, so that a service can
+    run it in another process."""
+    from optimize.plots import pareto_figure
+    from optimize.tracking import attach_run
+
+    with attach_run(config, run_id) as run:
+        run.params(params)
+        run.metrics({f"seconds_{k}": v for k, v in seconds.items()})
+        run.series("acquisition_value", [s.acquisition_value for s in suggestions])
+        run.json([asdict(s) for s in suggestions], "suggestions.json")
+        pareto = pareto_set(experiments, config)
+        run.figure(pareto_figure(experiments, pareto, config, ledger), "pareto_front.png")
 
 
 # ---- predict --------------------------------------------------------------------------------

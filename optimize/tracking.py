@@ -83,6 +83,19 @@ class Run:
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.id, metrics=items[i : i + 1000])
 
+    def series(self, name: str, values: list[float], steps: list[int] | None = None) -> None:
+        """One metric at several steps (``steps``, default 0, 1, ...), in one write."""
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        steps = list(range(len(values))) if steps is None else steps
+        items = [Metric(name, float(v), now, s) for v, s in zip(values, steps) if v is not None and math.isfinite(v)]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.id, metrics=items[i : i + 1000])
+
     def tags(self, values: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
@@ -149,6 +162,12 @@ def start_run(
         tags["mlflow.parentRunId"] = parent
     run = client.create_run(exp_id, tags=tags)
     return Run(client, run.info.run_id)
+
+
+def attach_run(config: CampaignConfig, run_id: str) -> Run:
+    """A handle on a run opened before, perhaps by another process (``with attach_run(...) as run:`` ends it)."""
+    client, _ = _client_and_experiment(config)
+    return Run(client, run_id)
 
 
 def latest_run(

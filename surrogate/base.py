@@ -158,7 +158,7 @@ class Surrogate(ABC):
         ``batch`` and event shape ``n``, for the acquisition function."""
 
     def marginal(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and variance of the noise-free target at each row of ``X`` (``n x d``): two ``n`` (the diagonal of
+        """Mean and variance of the noise-free target at each row of ``X`` (``... x d``): two ``...`` (the diagonal of
         :meth:`mvn`, which models with independent rows give without building the MVN)."""
         mvn = self.mvn(X)
         with warnings.catch_warnings():

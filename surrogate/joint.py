@@ -13,6 +13,7 @@ import torch
 from botorch.models.model import Model
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultitaskMultivariateNormal
+from linear_operator.operators import DiagLinearOperator
 from torch import Tensor
 
 from surrogate.base import Surrogate
@@ -52,8 +53,16 @@ class JointModel(Model):
                 "JointModel gives noise-free posteriors; use each surrogate's predict() for noisy ones"
             )
         idx = range(self.num_outputs) if output_indices is None else output_indices
-        mvns = [self._surrogates[i].mvn(X) for i in idx]
-        mvn = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns=mvns)
+        if X.shape[-2] == 1 and len(idx) > 1:
+            # one recipe per batch (q = 1, every candidate the local search scores): the outputs are independent
+            # Gaussians, so their means and variances are the whole posterior; no joint covariance to build
+            pairs = [self._surrogates[i].marginal(X) for i in idx]  # each batch x 1
+            mean = torch.stack([m for m, _ in pairs], dim=-1)  # batch x 1 x m
+            var = torch.stack([v for _, v in pairs], dim=-1).squeeze(-2)  # batch x m
+            mvn = MultitaskMultivariateNormal(mean, DiagLinearOperator(var.clamp_min(1e-12)))
+        else:
+            mvns = [self._surrogates[i].mvn(X) for i in idx]
+            mvn = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns=mvns)
         post = GPyTorchPosterior(distribution=mvn)
         return post if posterior_transform is None else posterior_transform(post)
 

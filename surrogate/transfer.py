@@ -114,6 +114,10 @@ class TransferSurrogate(Surrogate):
         self._check_fitted()
         return self.base.mvn(with_task(X, THIS))
 
+    def marginal(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        self._check_fitted()
+        return self.base.marginal(with_task(X, THIS))
+
     def sample(self, X: Tensor, generator: torch.Generator) -> Tensor:
         self._check_fitted()
         return self.base.sample(with_task(X, THIS), generator)

@@ -63,6 +63,10 @@ def served(tmp_path_factory):
     server = Server(config, keys, tmp / "server.log", "--max-body-mb", "0.05")
     yield server, tokens, config
     server.stop()
+    from optimize.config import load_config
+    from optimize.local_service import service_file
+
+    assert not service_file(load_config(config)).exists(), "a stopped server left its service file"
 
 
 def auth(token: str) -> dict[str, str]:
@@ -92,7 +96,7 @@ def test_suggest_ingest_predict_history_through_http(served):
     w, base = auth(tokens["write"]), f"{server.url}/campaigns/{NAME}"
     got = httpx.post(base + "/suggestions", json={"n": 2, "seed": 0}, headers=w, timeout=600).json()
     assert len(got["suggestions"]) == 2 and got["models_data_version"] == got["data_version"]
-    # the suggestion's MLflow run is logged after the answer, in the server's logging thread
+    # the suggestion's MLflow run is logged after the answer, in the server's logging process
     from mlflow.tracking import MlflowClient
 
     from optimize.config import load_config
@@ -316,6 +320,37 @@ def test_the_readme_robot_loop_runs_against_the_server(served, capsys):
         del os.environ["KILN_TOKEN"]
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(printed) == 2 and all("'rows': 2" in line for line in printed)
+
+
+def test_kiln_suggest_asks_the_running_server(served):
+    """With kiln serve running the campaign, `kiln suggest` is answered by it (with a write key from KILN_TOKEN);
+    without a key it says how to get one; --local proposes in its own process; a stale service file is ignored."""
+    from optimize.config import load_config
+    from optimize.local_service import running_service, service_file
+
+    server, tokens, config = served
+    cfg = load_config(config)
+    assert running_service(cfg) == server.url
+    cmd = [*KILN, "suggest", "-n", "1", "--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if k != "KILN_TOKEN"}
+    asked = subprocess.run(cmd, capture_output=True, text=True, env={**env, "KILN_TOKEN": tokens["write"]})
+    assert asked.returncode == 0, asked.stderr
+    assert f"by kiln serve at {server.url}" in asked.stderr
+    batch = asked.stdout.split("batch ")[1].split()[0]
+    pending = httpx.get(f"{server.url}/campaigns/{NAME}", headers=auth(tokens["read"])).json()["n_pending"]
+    assert pending >= 1 and (cfg.data_path / "templates" / f"{batch}.csv").exists()
+
+    refused = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "KILN_TOKEN" in refused.stderr
+    local = subprocess.run([*cmd, "--local", "-f", "json"], capture_output=True, text=True, env=env)
+    assert local.returncode == 0, local.stderr
+
+    saved = service_file(cfg).read_text()
+    try:
+        service_file(cfg).write_text(saved.replace(f'"pid": {server.proc.pid}', '"pid": 999999999'))
+        assert running_service(cfg) is None
+    finally:
+        service_file(cfg).write_text(saved)
 
 
 def test_the_readme_notebook_example_and_coalesced_retrains(tmp_path, capsys):

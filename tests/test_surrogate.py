@@ -194,6 +194,28 @@ def test_save_load_through_json_gives_same_predictions(kind):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_gp_marginals_and_the_one_recipe_posterior_equal_gpytorchs():
+    """The GP's cached-Cholesky marginals and the joint model's q = 1 shortcut give GPyTorch's posterior."""
+    from surrogate.base import Surrogate
+    from surrogate.joint import JointModel
+
+    torch.manual_seed(0)
+    train = _frame(20, 7)
+    models = [m.fit(ENC.encode(train), _truth(train)) for m in _models().values()]
+    Xt = ENC.encode(pd.concat([_frame(30, 8), train.head(3)]))  # new recipes and measured ones
+    with torch.no_grad():
+        for m in models:
+            mean, var = m.marginal(Xt)
+            want_mean, want_var = Surrogate.marginal(m, Xt)  # through the MVN
+            torch.testing.assert_close(mean, want_mean, rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(var, want_var, rtol=1e-7, atol=1e-9)
+        joint = JointModel(models)
+        post = joint.posterior(Xt.unsqueeze(-2))  # batch x 1 x d: the shortcut
+        mvns = [m.mvn(Xt.unsqueeze(-2)) for m in models]
+        torch.testing.assert_close(post.mean, torch.stack([d.mean for d in mvns], dim=-1), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(post.variance, torch.stack([d.variance for d in mvns], dim=-1), rtol=1e-7, atol=1e-9)
+
+
 def test_predict_before_fit_and_bad_inputs():
     gp = GPSurrogate(CODES, name="plqy")
     with pytest.raises(NotFittedError, match="plqy: call fit"):
