@@ -17,7 +17,7 @@ from torch import Tensor
 from surrogate.base import as_tensor
 from surrogate.censoring import censored_mask, fallback_values
 from surrogate.features import Featurizer
-from surrogate.gbm import GBMParams
+from surrogate.gbm import GBMParams, trusted_inputs
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def tune_gbm(
             sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         )
-        study.optimize(objective, n_trials=n_trials)
+        with trusted_inputs():
+            study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(previous)
     trials = [
