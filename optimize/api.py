@@ -9,6 +9,8 @@ length and are refused above ``max_body`` bytes before being read. OpenAPI docs 
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +233,9 @@ def serve_campaigns(
         paths += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")) if p.is_dir() else [p]
     if not paths:
         raise KilnError(f"no campaign YAML files in {', '.join(map(str, configs))}")
+    # uvicorn re-raises SIGTERM after its graceful shutdown, under the handler it found: make that an exit that
+    # runs the clean-up below (the service files go, queued MLflow logging is written) rather than a kill
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     campaigns = [LiveCampaign.open(p) for p in paths]
     try:
         # `kiln suggest` on this machine finds the server through each campaign's data folder (optimize.local_service)

@@ -171,9 +171,10 @@ def suggest(
         cfg, title, [s["id"] for s in found], [s["inputs"] for s in found], cells, "predicted: mean ± std"
     ):
         Console().print(table)
-    by = f", by kiln serve at {url}" if url else ""
+    by = f"\nproposed by kiln serve at {url}" if url else ""
+    seconds = doc["seconds"]["total"]
     _err(ctx).print(
-        f"template: {doc['template']}\nMLflow run: {doc['mlflow_run_id']}  ({doc['seconds']['total']:.1f} s{by})"
+        f"template: {doc['template']}\nMLflow run: {doc['mlflow_run_id']}  ({seconds:.1f} s){by}", soft_wrap=True
     )
 
 

@@ -335,7 +335,7 @@ def test_kiln_suggest_asks_the_running_server(served):
     env = {k: v for k, v in os.environ.items() if k != "KILN_TOKEN"}
     asked = subprocess.run(cmd, capture_output=True, text=True, env={**env, "KILN_TOKEN": tokens["write"]})
     assert asked.returncode == 0, asked.stderr
-    assert f"by kiln serve at {server.url}" in asked.stderr
+    assert f"proposed by kiln serve at {server.url}" in asked.stderr
     batch = asked.stdout.split("batch ")[1].split()[0]
     pending = httpx.get(f"{server.url}/campaigns/{NAME}", headers=auth(tokens["read"])).json()["n_pending"]
     assert pending >= 1 and (cfg.data_path / "templates" / f"{batch}.csv").exists()
