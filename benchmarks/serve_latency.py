@@ -6,10 +6,10 @@ In a temporary folder: the seed rows plus ``--rows`` virtual-lab experiments on 
 the shipped config cross-validation picks gradient boosting for PLQY), fitted once by ``kiln retrain`` (not
 timed); then ``kiln serve`` on a free loopback port, and:
 
-1. ``suggest``: ``POST /suggestions {"n": 8}`` five times in a row (0 to 32 suggestions pending), after one
-   warm-up call (the server's first MLflow run and matplotlib import); ``--gap S`` waits S seconds before each
-   (a robot runs its experiments in between; back to back, each call shares the cores with the previous one's
-   MLflow logging);
+1. ``suggest``: ``POST /suggestions {"n": 8}`` five times in a row (8 to 40 suggestions pending), after one
+   warm-up call (0 pending; the server's first MLflow run and matplotlib import); ``--gap S`` waits S seconds
+   before each (a robot runs its experiments in between; back to back, the server defers each call's MLflow
+   logging until a quiet second, see ``optimize.live``);
 2. ``load``: 4 clients x 100 requests, alternating ``GET /history`` and ``POST /predictions`` (4 recipes):
    p50, p99 and errors;
 3. ``ingest``: 8 quick ``POST /batches`` of one row each, then the retrains they caused (coalesced).

@@ -33,9 +33,18 @@ LOG_QUIET_S = 1.0  # a suggestion's MLflow logging waits until no suggestion has
 LOG_MAX_DELAY_S = 60.0  # ... or until it has waited this long
 
 
-def _yield_cpu() -> None:
-    """The logging process's initializer: run at a lower priority than the server's requests."""
+def _logging_process() -> None:
+    """The logging process's initializer: run at a lower priority than the server's requests, and end with the
+    server even if it is killed (a pool worker waits on a queue it holds both ends of, so it would outlive it)."""
     os.nice(10)
+    server = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-server", daemon=True).start()
 
 
 class RetrainFailed(KilnError):
@@ -69,7 +78,9 @@ class LiveCampaign:
         self._log_jobs: deque[tuple[float, Callable[..., Any], tuple]] = deque()
         self._suggesting = 0
         self._quiet_since = time.monotonic()
-        self._logging = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_cpu)
+        self._logging = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_logging_process
+        )
         self._logger = threading.Thread(target=self._log_loop, name=f"mlflow-{config.name}", daemon=True)
         self._logger.start()
 
