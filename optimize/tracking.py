@@ -73,26 +73,21 @@ class Run:
             self.client.log_batch(self.id, params=items[i : i + 100])
 
     def metrics(self, values: dict[str, float], step: int = 0) -> None:
-        import math
-        import time
-
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in values.items() if v is not None and math.isfinite(float(v))]
-        for i in range(0, len(items), 1000):
-            self.client.log_batch(self.id, metrics=items[i : i + 1000])
+        self._metrics([(k, v, step) for k, v in values.items()])
 
     def series(self, name: str, values: list[float], steps: list[int] | None = None) -> None:
         """One metric at several steps (``steps``, default 0, 1, ...), in one write."""
+        self._metrics([(name, v, s) for v, s in zip(values, range(len(values)) if steps is None else steps)])
+
+    def _metrics(self, points: list[tuple[str, float | None, int]]) -> None:
+        """(name, value, step) points, finite values only, in as few writes as MLflow allows."""
         import math
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        steps = list(range(len(values))) if steps is None else steps
-        items = [Metric(name, float(v), now, s) for v, s in zip(values, steps) if v is not None and math.isfinite(v)]
+        items = [Metric(k, float(v), now, s) for k, v, s in points if v is not None and math.isfinite(float(v))]
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.id, metrics=items[i : i + 1000])
 
