@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -344,6 +345,7 @@ def test_kiln_suggest_asks_the_running_server(served):
     assert refused.returncode == 2 and "KILN_TOKEN" in refused.stderr
     local = subprocess.run([*cmd, "--local", "-f", "json"], capture_output=True, text=True, env=env)
     assert local.returncode == 0, local.stderr
+    assert "served_by" not in json.loads(local.stdout)
 
     saved = service_file(cfg).read_text()
     try:
