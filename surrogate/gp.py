@@ -72,6 +72,8 @@ def _predictive_factors(model) -> tuple[Tensor, Tensor, Tensor]:
             L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(len(K), dtype=K.dtype))
             if int(info) == 0:
                 break
+        else:  # as GPyTorch's own factorization would
+            raise NotPSDError("the training covariance is not positive definite, even with jitter 1e-4")
         alpha = torch.cholesky_solve((y - model.mean_module(train_F)).unsqueeze(-1), L).squeeze(-1)
     return train_F, L, alpha
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,13 @@ SMALL_SELECTION = {
     "gbm_members": 3,
     "importance_repeats": 1,
 }
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_campaign(tmp: Path, acquisition: dict | None = None, models: dict | None = None) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import yaml
 
 from optimize.config import load_config
 from optimize.service import history, ingest, suggest
+from tests.conftest import free_port
 
 CONFIG = {
     "name": "toy",
@@ -53,14 +53,8 @@ def test_other_campaign_round_trip(tmp_path: Path, monkeypatch):
     assert len(h.experiments) == 3 and len(h.pending) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_kiln_ui_serves_mlflow_on_localhost(config_path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "optimize.cli", "ui", "--config", str(config_path), "--port", str(port)],
         stdout=subprocess.DEVNULL,

@@ -13,16 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import make_campaign
+from tests.conftest import free_port, make_campaign
 
 NAME = "cspbbr3_sio2"
 KILN = [sys.executable, "-m", "optimize.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def create_key(keys: Path, role: str) -> str:
