@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kiln-installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo lint test test-fast ui clean
+.PHONY: setup browser postgres demo lint test test-fast ui clean
 
 # pip's own chatter (setuptools deprecation warnings of dependencies' builds) goes to $(VENV)/setup.log,
 # shown only if the install fails
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@echo "installing torch 2.13.0 (CPU) and kiln into $(VENV); log: $(LOG)"
 	@($(PIP) --upgrade pip && \
 	  $(PIP) torch==2.13.0 && \
-	  $(PIP) -e '.[test,peers]') > $(LOG) 2>&1 || (cat $(LOG); exit 1)
+	  $(PIP) -e '.[test,peers,ray,postgres]') > $(LOG) 2>&1 || (cat $(LOG); exit 1)
 	@echo "building BoTorch's fused qLogEHVI kernel once (optimize/kernels.py; about a minute)"
 	@$(BIN)/python -m optimize.kernels
 	touch $(STAMP)
@@ -30,6 +30,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -q chromium || \
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
+# Debian's PostgreSQL for the lab-server test (tests/test_lab_server.py starts a throwaway cluster of its own)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || $(SUDO) apt-get install -y -q postgresql || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql)
+
 demo: setup
 	$(BIN)/kiln suggest -n 4
 	$(BIN)/kiln history
@@ -38,7 +43,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-test: setup browser lint
+test: setup browser postgres lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

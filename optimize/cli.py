@@ -92,6 +92,13 @@ def _call(fn, config: Path, format: Format, *args: Any, **kwargs: Any) -> tuple[
     return cfg, result
 
 
+def _redacted(uri: str) -> str:
+    """A store URI without its password (``postgresql://user:secret@host`` -> ``postgresql://user:***@host``)."""
+    import re
+
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", uri)
+
+
 def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -430,16 +437,26 @@ def ui(
             "Its first start takes the admin password from MLFLOW_AUTH_ADMIN_PASSWORD",
         ),
     ] = False,
+    backend_store_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="the runs' database, e.g. postgresql+psycopg://kiln@db:5432/kiln (password: PGPASSWORD) "
+            "[default: the campaign's store]"
+        ),
+    ] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(help="where the server keeps the artifacts it serves [default: <tracking_dir>/artifacts]"),
+    ] = None,
 ) -> None:
-    """Serve the MLflow UI over the campaign's tracking store."""
+    """Serve the MLflow UI (a tracking server for the whole lab) over the campaign's store or a database."""
     from optimize.server import mlflow_server_command, serve
 
     cfg = _run(_load, config)
-    cmd, env = _run(mlflow_server_command, cfg, host, port, auth)
+    cmd, env = _run(mlflow_server_command, cfg, host, port, auth, backend_store_uri, artifacts_destination)
     login = " with login (MLflow basic auth)" if auth else ""
-    _err(ctx).print(
-        f"MLflow UI for {cfg.name} at http://{host}:{port}{login}  (store {cfg.tracking_uri}; Ctrl-C to stop)"
-    )
+    store = _redacted(backend_store_uri or cfg.tracking_uri)
+    _err(ctx).print(f"MLflow UI for {cfg.name} at http://{host}:{port}{login}  (store {store}; Ctrl-C to stop)")
     raise typer.Exit(serve(cmd, env=env))
 
 

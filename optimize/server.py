@@ -39,31 +39,54 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def mlflow_server_command(config: CampaignConfig, host: str, port: int, auth: bool) -> tuple[list[str], dict]:
+def mlflow_server_command(
+    config: CampaignConfig,
+    host: str,
+    port: int,
+    auth: bool,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
+) -> tuple[list[str], dict]:
     """The ``mlflow server`` command line and environment for ``kiln ui``.
 
-    With ``auth``, MLflow's basic-auth app guards it; its users live in ``basic_auth.db`` beside the campaign's
-    store, and its first start creates ``admin`` with the password in ``MLFLOW_AUTH_ADMIN_PASSWORD``. The
-    login forms' CSRF key is ``MLFLOW_FLASK_SERVER_SECRET_KEY``, else one kept in ``flask_secret`` (0600) there.
+    The store is ``backend_store_uri`` (e.g. ``postgresql+psycopg://kiln@db:5432/kiln``; the password from
+    ``PGPASSWORD`` or ``~/.pgpass``), else the campaign's (``MLFLOW_TRACKING_URI`` or its SQLite file). On a
+    SQLite store the runs' files stay where kiln's own commands write them (``<tracking_dir>/artifacts``); on any
+    other store the server serves the artifacts and keeps them in ``artifacts_destination`` (a folder or an
+    object-store URI; default ``<tracking_dir>/artifacts``), so clients need only its URL.
+
+    With ``auth``, MLflow's basic-auth app guards it; its users live in ``basic_auth.db`` beside a SQLite store, or
+    in tables of their own in the same database otherwise, and its first start creates ``admin`` with the password
+    in ``MLFLOW_AUTH_ADMIN_PASSWORD``. The login forms' CSRF key is ``MLFLOW_FLASK_SERVER_SECRET_KEY``, else one
+    kept in ``flask_secret`` (0600) in ``tracking_dir``.
 
     Raises:
-        KilnError: a non-loopback ``host`` without ``auth``, or a first ``auth`` start without that password.
+        KilnError: a non-loopback ``host`` without ``auth``, a first ``auth`` start without that password, or a
+            store that is itself a tracking server's URL.
     """
     if not is_loopback(host) and not auth:
         raise KilnError(
             f"--host {host} opens the MLflow UI (and its delete buttons) to the network: add --auth for MLflow's "
             "login (set MLFLOW_AUTH_ADMIN_PASSWORD for its first start)"
         )
-    uri = config.tracking_uri
+    uri = backend_store_uri or config.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        raise KilnError(
+            f"the store {uri} is a tracking server, not a database: unset MLFLOW_TRACKING_URI for kiln ui, or pass "
+            "--backend-store-uri (e.g. postgresql+psycopg://USER@HOST:5432/DB)"
+        )
+    sqlite = uri.startswith("sqlite:///")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     env = {**os.environ}
-    if uri.startswith("sqlite:///") or auth:
-        config.tracking_path.mkdir(parents=True, exist_ok=True)
-    if uri.startswith("sqlite:///"):
+    config.tracking_path.mkdir(parents=True, exist_ok=True)
+    if sqlite and artifacts_destination is None:
         cmd += ["--default-artifact-root", (config.tracking_path / "artifacts").as_uri()]
+    else:
+        cmd += ["--artifacts-destination", artifacts_destination or (config.tracking_path / "artifacts").as_uri()]
     if auth:
-        database = config.tracking_path / "basic_auth.db"
-        if not database.exists() and not env.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+        database = f"sqlite:///{config.tracking_path / 'basic_auth.db'}" if sqlite else uri
+        first = not (config.tracking_path / "basic_auth.db").exists() if sqlite else False
+        if first and not env.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
             raise KilnError(
                 "--auth: the first start creates the MLflow user 'admin'; set MLFLOW_AUTH_ADMIN_PASSWORD first"
             )
@@ -74,7 +97,8 @@ def mlflow_server_command(config: CampaignConfig, host: str, port: int, auth: bo
                 secret.write_text(secrets.token_urlsafe(32))
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secret.read_text().strip()
         ini = config.tracking_path / "basic_auth.ini"
-        ini.write_text(AUTH_INI.format(database=f"sqlite:///{database}"))
+        ini.write_text(AUTH_INI.format(database=database))
+        ini.chmod(0o600)  # it may hold the database's password
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
         cmd += ["--app-name", "basic-auth"]
     return cmd, env

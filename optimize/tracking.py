@@ -15,10 +15,15 @@ from optimize.config import CampaignConfig
 
 
 def _client_and_experiment(config: CampaignConfig):
+    import os
+
     from mlflow.tracking import MlflowClient
 
     uri = config.tracking_uri
     if not uri.startswith("sqlite:///"):
+        # Against a tracking server MLflow writes "View run ... at: URL" to stdout as each run ends, which would
+        # corrupt `--format json` output (and costs a request); kiln reports its run ids itself.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         return _experiment(MlflowClient(tracking_uri=uri), config, uri)
     # A local SQLite store: creating the schema and the experiment is serialized between processes
     # (eight concurrent ``kiln ingest`` would otherwise race on the first migration).
