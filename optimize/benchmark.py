@@ -34,7 +34,7 @@ import pandas as pd
 from optimize.campaign import Campaign, campaign_from_batches, csv_bytes, load_prior
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
 from optimize.errors import KilnError
-from optimize.parallel import fork_map, one_torch_thread
+from optimize.parallel import fork_map, one_torch_thread, ray_map
 from optimize.validation import BATCH, ID, parse_table, qualifier_column, read_data_file, table_columns
 
 STRATEGIES = ("botorch", "random", "sobol", "tpe")
@@ -578,9 +578,11 @@ def run_cells(
     settings: BenchmarkSettings,
     workers: int = 1,
     progress: Callable[[str, int, int], None] | None = None,
+    ray_address: str | None = None,
 ) -> list[CellResult]:
     """Every (strategy, seed) cell, in order seed-major; ``workers`` > 1 runs them in that many forked
-    processes (one torch thread each). The results do not depend on ``workers``."""
+    processes (one torch thread each), ``ray_address`` as Ray tasks of one CPU each on that cluster instead
+    (:func:`~optimize.parallel.ray_map`). The results do not depend on where the cells run."""
     prior = load_prior(problem.config)  # the models of the botorch strategy learn from it too (config.prior)
     cells = [(seed, name) for seed in settings.seeds for name in settings.strategies]
 
@@ -588,7 +590,12 @@ def run_cells(
         for row in cell.batches if progress else ():
             progress(cell.strategy, cell.seed, row["batch"])
 
-    return fork_map(lambda cell: run_cell(problem, settings, *cell, prior), cells, workers, report)
+    def job(cell: tuple[int, str]) -> CellResult:
+        return run_cell(problem, settings, *cell, prior)
+
+    if ray_address:
+        return ray_map(job, cells, ray_address, report)
+    return fork_map(job, cells, workers, report)
 
 
 def run_benchmark(
@@ -596,8 +603,9 @@ def run_benchmark(
     settings: BenchmarkSettings,
     progress: Callable[[str, int, int], None] | None = None,
     workers: int = 1,
+    ray_address: str | None = None,
 ) -> BenchmarkResult:
-    """Run every strategy for every seed (``workers`` processes, see :func:`run_cells`);
+    """Run every strategy for every seed (``workers`` processes or a Ray cluster, see :func:`run_cells`);
     ``progress(strategy, seed, batch)`` is called for each batch as its cell finishes.
 
     Score: hypervolume of what was tried (noise-free), of feasible recipes only when the config has
@@ -607,7 +615,7 @@ def run_benchmark(
     cfg = problem.config
     dense = feasible_only(cfg, best_attainable(problem))
     ref, best = _normalizer(cfg, dense)
-    cells = run_cells(problem, settings, workers, progress)
+    cells = run_cells(problem, settings, workers, progress, ray_address)
     rows: list[dict[str, Any]] = []
     for cell in cells:
         for row in cell.batches:

@@ -320,6 +320,13 @@ def benchmark(
             min=1, help="processes running (strategy, seed) cells, one torch thread each [default: the machine's cores]"
         ),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="run the cells as Ray tasks (1 CPU each) on this cluster: HOST:PORT of its head, or auto "
+            "(extra `ray`; kiln must be installed on its nodes) [default: local processes]"
+        ),
+    ] = None,
     models: Annotated[
         str | None, typer.Option(help="comma-separated model candidates for kiln's loop instead of the config's")
     ] = None,
@@ -353,7 +360,7 @@ def benchmark(
         def progress(strategy: str, seed: int, batch: int) -> None:
             bar.update(task, advance=1, description=f"{strategy} seed {seed} batch {batch}")
 
-        result = _run(run_benchmark, cfg, settings, oracle, lookup, progress, workers or default_workers())
+        result = _run(run_benchmark, cfg, settings, oracle, lookup, progress, workers or default_workers(), ray_address)
     if format is Format.json:
         _emit_json(result.to_json())
         return

@@ -423,10 +423,11 @@ def benchmark(
     lookup: Path | None = None,
     progress=None,
     workers: int = 1,
+    ray_address: str | None = None,
 ):
-    """Run ``kiln benchmark`` (see :mod:`optimize.benchmark`) and log it as one MLflow run:
-    settings as params, median hypervolume per strategy per batch as stepped metrics, the curves plot
-    and every result row as artifacts."""
+    """Run ``kiln benchmark`` (see :mod:`optimize.benchmark`; cells in ``workers`` local processes, or as tasks on
+    the Ray cluster at ``ray_address``) and log it as one MLflow run: settings as params, median hypervolume per
+    strategy per batch as stepped metrics, the curves plot and every result row as artifacts."""
     from optimize.benchmark import (
         BenchmarkError,
         experiments_to_reach,
@@ -446,7 +447,7 @@ def benchmark(
         problem = oracle_problem(config, oracle)
     else:
         problem = virtual_lab_problem(config)
-    result = run_benchmark(problem, settings, progress, workers)
+    result = run_benchmark(problem, settings, progress, workers, ray_address)
     with start_run(config, "benchmark", problem.name, name=f"benchmark-{problem.name}") as run:
         run.params(
             {
@@ -458,6 +459,7 @@ def benchmark(
                 "batch_size": settings.batch_size,
                 "models": ",".join(config.models.candidates),
                 "acquisition": config.acquisition.kind,
+                "cells_on": f"ray {ray_address}" if ray_address else f"{workers} local processes",
             }
         )
         for row in result.summary:
