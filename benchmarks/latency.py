@@ -18,6 +18,8 @@ PLQY, 10 % of samples not water-tested). Every measurement runs in a fresh proce
   not timed;
 - ``suggest``: what ``kiln suggest -n q`` does after a retrain: load the cached models (the JSON the
   ``retrain`` job of the same n and seed wrote), propose q recipes.
+- ``retrain-gp`` / ``suggest-gp``: the same with GP models only (``gp-onehot`` for every target), for sizes
+  where the default selection (GBM tuning, CV of five candidates) takes too long to repeat;
 - ``baseline``: plain BoTorch with default settings: a ``MixedSingleTaskGP`` per target in a
   ``ModelListGP``, ``qLogNoisyExpectedHypervolumeImprovement`` (128 MC samples), ``optimize_acqf_mixed``
   over the categorical combinations with ``num_restarts=10, raw_samples=512``.
@@ -64,10 +66,12 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
 
     torch.manual_seed(seed)
     config = load_config(CONFIG)
-    campaign = simulated_campaign(config, n, seed)
     out: dict = {"kind": kind, "n": n, "q": q, "seed": seed}
-    t0 = time.perf_counter()
     cached = CACHE / f"n{n}-seed{seed}.json"
+    if kind.endswith("-gp"):
+        config, kind, cached = _gp_only(config), kind.removesuffix("-gp"), CACHE / f"n{n}-seed{seed}-gp.json"
+    campaign = simulated_campaign(config, n, seed)
+    t0 = time.perf_counter()
     if kind == "retrain":
         from optimize.models import select_models
 
@@ -182,7 +186,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency.json")
     ap.add_argument(
         "--kinds",
-        default="retrain,ingest,fit-gp,fit-gp-warm,suggest,baseline",
+        default="retrain,ingest,fit-gp,fit-gp-warm,suggest,baseline",  # also: retrain-gp, suggest-gp
         help="jobs to run (suggest and ingest read the retrain jobs' cached models)",
     )
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -197,6 +201,7 @@ def main() -> None:
     for n in ns:
         jobs += [("retrain", n, 0), ("ingest", n, 0), ("fit-gp", n, 0), ("fit-gp-warm", n, 0)]
         jobs += [("suggest", n, q) for q in qs]
+        jobs += [("retrain-gp", n, 0)] + [("suggest-gp", n, q) for q in qs]
         jobs += [
             ("baseline", n, q)
             for q in (int(x) for x in args.baseline_q.split(","))
@@ -229,7 +234,7 @@ def table(rows: list[dict]) -> str:
         mb = statistics.median([r.get("peak_mb", 0) for r in g])
         models = ", ".join(f"{k} {v}" for k, v in g[0].get("models", {}).items())
         lines.append(
-            f"| {kind} | {n} | {q if kind in ('suggest', 'baseline') else ''} | {med} | {len(g)}"
+            f"| {kind} | {n} | {q if kind in ('suggest', 'suggest-gp', 'baseline') else ''} | {med} | {len(g)}"
             f" | {mb:.0f} | {models} |"
         )
     return "\n".join(lines)

@@ -3,10 +3,14 @@
 Layout of a campaign's ``data_dir``::
 
     batches/NNN_<hash>.csv   experiments, each file kept byte-for-byte as received
+    batches/NNN_<hash>.yaml  when it was ingested, by whom, under which name (written before the batch)
     suggestions.csv          every suggested recipe with its predictions (the ledger)
     templates/<batch>.csv    a batch to fill in at the bench, then ``kiln ingest`` it
 
 The campaign's data set is the union of its batches; its *version* is a hash of their contents.
+A batch row whose id is already in the campaign amends that experiment (a late measurement, or a
+correction with a reason, see :func:`~optimize.validation.parse_batch`); the experiments table is the
+latest value of each cell, and ``Campaign.amendments`` every change with the file it came from.
 A suggestion is pending until an experiment with its id has been ingested.
 """
 
@@ -26,7 +30,19 @@ import pandas as pd
 from optimize.config import CampaignConfig, ContinuousInput
 from optimize.errors import DataError
 from optimize.fileio import atomic_write, campaign_lock, sha256
-from optimize.validation import BATCH, ID, STATUS, experiment_columns, parse_table, read_data_file, table_columns
+from optimize.validation import (
+    AMENDMENT_COLUMNS,
+    BATCH,
+    ID,
+    STATUS,
+    ParsedBatch,
+    experiment_columns,
+    parse_batch,
+    planned_column,
+    qualifier_column,
+    read_data_file,
+    table_columns,
+)
 
 BATCHES = "batches"
 LEDGER = "suggestions.csv"
@@ -37,9 +53,30 @@ _BATCH_NAME = re.compile(r"^(\d{3,})_.*\.csv$")
 
 @dataclass(frozen=True)
 class BatchFile:
+    """A stored batch; ``ingested_utc``, ``by`` and ``received_as`` from its provenance file (empty for a batch
+    placed by hand, e.g. the seed data)."""
+
     path: Path
     sha256: str
     rows: int
+    ingested_utc: str = ""
+    by: str = ""
+    received_as: str = ""
+
+    @classmethod
+    def stored(cls, path: Path, digest: str, rows: int) -> BatchFile:
+        """A batch file on disk, with what its provenance file says."""
+        import yaml
+
+        meta_path = path.with_suffix(".yaml")
+        meta = {}
+        if meta_path.is_file():
+            try:
+                loaded = yaml.safe_load(meta_path.read_text())
+                meta = loaded if isinstance(loaded, dict) else {}
+            except (OSError, yaml.YAMLError):
+                meta = {}  # provenance is informative: a damaged file never blocks the campaign
+        return cls(path, digest, rows, *(str(meta.get(k, "")) for k in ("ingested_utc", "by", "received_as")))
 
 
 @dataclass(frozen=True)
@@ -70,6 +107,9 @@ class Campaign:
     batches: tuple[BatchFile, ...]
     ledger: pd.DataFrame
     prior: PriorData | None = None
+    # every amendment (AMENDMENT_COLUMNS + the stored file, when and by whom), in the order applied
+    amendments: pd.DataFrame | None = None
+    origin: tuple[str, ...] = ()  # per experiment row: the stored batch file that introduced it
 
     @cached_property
     def version(self) -> str:
@@ -110,16 +150,20 @@ def _batch_files(data_path: Path) -> list[Path]:
 
 class ParsedBatches:
     """Batches already validated, by content hash: a long-lived process (``kiln serve``) re-reads a campaign of
-    hundreds of batches after every ingest without validating each file again (3 ms a file). One per config."""
+    hundreds of batches after every ingest without validating each file again (3 ms a file). One per config.
+    Batches that amend earlier ones are validated against the campaign each time (they are not kept)."""
 
     def __init__(self) -> None:
-        self._frames: dict[str, pd.DataFrame] = {}
+        self._batches: dict[str, ParsedBatch] = {}
 
-    def parse(self, config: CampaignConfig, path: Path, data: bytes) -> pd.DataFrame:
+    def parse(self, config: CampaignConfig, path: Path, data: bytes) -> ParsedBatch | None:
         digest = sha256(data)
-        if digest not in self._frames:
-            self._frames[digest] = parse_table(data, config, str(path))
-        return self._frames[digest]
+        if digest not in self._batches:
+            try:
+                self._batches[digest] = parse_batch(data, config, str(path), None)
+            except DataError:
+                return None  # perhaps an amendment, which needs the campaign: validated in context
+        return self._batches[digest]
 
 
 def load_campaign(config: CampaignConfig, parsed: ParsedBatches | None = None) -> Campaign:
@@ -145,8 +189,8 @@ def load_prior(config: CampaignConfig) -> PriorData | None:
             "the prior campaign has no batch files (NNN_name.csv)",
             "point prior.data_dir in the campaign YAML at another campaign's data folder, or remove 'prior'",
         )
-    frames, files = _parse_batches(config, [(p, p.read_bytes()) for p in paths])
-    return PriorData(config.prior.name, _experiments(config, frames), files)
+    view = _parse_batches(config, [(p, p.read_bytes()) for p in paths])
+    return PriorData(config.prior.name, view.experiments, view.files)
 
 
 def campaign_from_batches(
@@ -157,30 +201,88 @@ def campaign_from_batches(
     parsed: ParsedBatches | None = None,
 ) -> Campaign:
     """A campaign from batch files' ``(path, bytes)``, validated as on disk (also used in memory by benchmarks)."""
-    frames, files = _parse_batches(config, batches, parsed)
+    view = _parse_batches(config, batches, parsed)
     if ledger is None:
         ledger = pd.DataFrame(columns=ledger_columns(config))
-    return Campaign(config, _experiments(config, frames), tuple(files), ledger, prior)
+    return Campaign(config, view.experiments, view.files, ledger, prior, view.amendments, view.origin)
+
+
+@dataclass(frozen=True)
+class _View:
+    experiments: pd.DataFrame
+    files: tuple[BatchFile, ...]
+    amendments: pd.DataFrame
+    origin: tuple[str, ...]
 
 
 def _parse_batches(
     config: CampaignConfig, batches: list[tuple[Path, bytes]], parsed: ParsedBatches | None = None
-) -> tuple[list[pd.DataFrame], tuple[BatchFile, ...]]:
-    frames, files, ids = [], [], set()
+) -> _View:
+    """Validate the batches in order; a batch that names experiments of earlier ones amends them."""
+    frames: list[pd.DataFrame] = []
+    files: list[BatchFile] = []
+    changes: list[pd.DataFrame] = []
+    ids: set[str] = set()
+    experiments = None  # the current view, built when a batch amends
     for path, data in batches:
-        frame = parsed.parse(config, path, data) if parsed is not None else None
-        if frame is None or not ids.isdisjoint(frame[ID]):  # parse again for the exact duplicate error
-            frame = parse_table(data, config, str(path), existing_ids=ids)
-        ids.update(frame[ID])
-        frames.append(frame)
-        files.append(BatchFile(path, sha256(data), len(frame)))
-    return frames, tuple(files)
+        batch = parsed.parse(config, path, data) if parsed is not None else None
+        if batch is None and ids.isdisjoint(_named_ids(data)):
+            batch = parse_batch(data, config, str(path), None)  # new experiments only: no view needed
+        elif batch is None or not ids.isdisjoint(batch.experiments[ID]):
+            if experiments is None or len(experiments) != len(ids):
+                experiments = _experiments(config, frames, changes)
+            batch = parse_batch(data, config, str(path), experiments)
+        stored = BatchFile.stored(path, sha256(data), len(batch.experiments) + len(batch.amendments))
+        ids.update(batch.experiments[ID])
+        frames.append(batch.experiments)
+        files.append(stored)
+        if not batch.amendments.empty:
+            changes.append(batch.amendments.assign(file=path.name, ingested_utc=stored.ingested_utc, by=stored.by))
+            experiments = None
+    experiments = _experiments(config, frames, changes)
+    amendments = pd.concat(changes, ignore_index=True) if changes else _no_amendments()
+    origin = tuple(f.path.name for f, frame in zip(files, frames) for _ in range(len(frame)))
+    return _View(experiments, tuple(files), amendments, origin)
 
 
-def _experiments(config: CampaignConfig, frames: list[pd.DataFrame]) -> pd.DataFrame:
+def _named_ids(data: bytes) -> set[str]:
+    """The values of a CSV's ``experiment_id`` column, read quickly (empty if the file cannot be read: its
+    validation then says why)."""
+    import csv
+
+    try:
+        rows = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+        header = [h.strip() for h in next(rows)]
+        j = header.index(ID)
+        return {r[j].strip() for r in rows if len(r) > j}
+    except (UnicodeDecodeError, StopIteration, ValueError, csv.Error):
+        return set()
+
+
+def _no_amendments() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*AMENDMENT_COLUMNS, "file", "ingested_utc", "by"])
+
+
+def _experiments(config: CampaignConfig, frames: list[pd.DataFrame], changes: list[pd.DataFrame]) -> pd.DataFrame:
+    """The experiments of ``frames`` with ``changes`` (amendments) applied in order: the latest value per cell."""
     experiments = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=experiment_columns(config))
     for t in config.target_names:
         experiments[t] = experiments[t].astype(float)
+    if not changes:
+        return experiments
+    row = {eid: i for i, eid in enumerate(experiments[ID])}
+    for change in pd.concat(changes, ignore_index=True).itertuples(index=False):
+        i, column = row[change.experiment_id], change.column
+        if column == STATUS:
+            experiments.loc[i, STATUS] = change.value
+        elif column.endswith("_actual"):
+            name = column[: -len("_actual")]
+            if pd.isna(experiments.loc[i, planned_column(name)]):
+                experiments.loc[i, planned_column(name)] = experiments.loc[i, name]
+            experiments.loc[i, name] = float(change.value)
+        else:
+            experiments.loc[i, column] = float(change.value)
+            experiments.loc[i, qualifier_column(column)] = change.qualifier
     return experiments
 
 
@@ -201,18 +303,25 @@ def _read_ledger(config: CampaignConfig) -> pd.DataFrame:
     return frame[cols]
 
 
-def ingest_batch(config: CampaignConfig, file: Path) -> BatchFile:
+def ingest_batch(config: CampaignConfig, file: Path, by: str | None = None) -> BatchFile:
     """Validate a filled batch file and add it to the campaign (see :func:`add_batch`)."""
-    return add_batch(config, read_data_file(Path(file)), str(file))
+    return add_batch(config, read_data_file(Path(file)), str(file), by=by)
 
 
-def add_batch(config: CampaignConfig, data: bytes, file: str, parsed: ParsedBatches | None = None) -> BatchFile:
+def add_batch(
+    config: CampaignConfig, data: bytes, file: str, parsed: ParsedBatches | None = None, by: str | None = None
+) -> BatchFile:
     """Validate a filled batch (the CSV's bytes; ``file`` names it in errors) and add it to the campaign,
-    atomically and under the lock.
+    atomically and under the lock. Its provenance (when, ``by`` whom, default the OS user, and ``file``) is
+    written first, beside it; a provenance file without its batch (a crash between the two) is ignored.
 
     Raises:
         DataError: the batch is invalid or was already ingested; nothing is written then.
     """
+    import getpass
+
+    import yaml
+
     digest = sha256(data)
     with campaign_lock(config.data_path):
         campaign = load_campaign(config, parsed)
@@ -223,11 +332,13 @@ def add_batch(config: CampaignConfig, data: bytes, file: str, parsed: ParsedBatc
                     f"this batch was already ingested as {b.path.name}",
                     "nothing to do; ingest only new batches",
                 )
-        frame = parse_table(data, config, file, existing_ids=campaign.experiments[ID])
+        batch = parse_batch(data, config, file, campaign.experiments)
         numbers = [int(_BATCH_NAME.match(b.path.name).group(1)) for b in campaign.batches]
         target = config.data_path / BATCHES / f"{max(numbers, default=-1) + 1:03d}_{digest[:12]}.csv"
+        meta = {"ingested_utc": utc_now(), "by": by or getpass.getuser(), "received_as": Path(file).name}
+        atomic_write(target.with_suffix(".yaml"), yaml.safe_dump(meta, sort_keys=False).encode())
         atomic_write(target, data)
-    return BatchFile(target, digest, len(frame))
+    return BatchFile(target, digest, len(batch.experiments) + len(batch.amendments), *meta.values())
 
 
 def next_batch_id(campaign: Campaign) -> str:

@@ -10,6 +10,7 @@ import csv
 import difflib
 import io
 import math
+from dataclasses import dataclass
 from typing import Iterable
 
 import pandas as pd
@@ -22,6 +23,7 @@ BATCH = "batch"
 STATUS = "status"  # "" or "ok": the synthesis gave a product; "failed": no product / non-emissive
 STATUSES = ("", "ok", "failed")
 TEXT_COLUMNS = ("source", "notes")
+REASON = "reason"  # why an amendment row corrects a value already in the campaign
 QUALIFIERS = ("", "<", ">", "~")
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -133,6 +135,20 @@ def _float(text: str, file: str, row: int, column: str) -> float:
     return v
 
 
+@dataclass(frozen=True)
+class ParsedBatch:
+    """A validated batch: its new experiments (columns :func:`experiment_columns`) and its amendments, one
+    change of one cell of an experiment already in the campaign per row (columns :data:`AMENDMENT_COLUMNS`)."""
+
+    experiments: pd.DataFrame
+    amendments: pd.DataFrame
+
+
+# experiment_id, the changed column (a target, `<input>_actual` or status), the new value and qualifier, the
+# value before, measurement (the cell was empty) or correction, and where it came from
+AMENDMENT_COLUMNS = ["experiment_id", "column", "value", "qualifier", "previous", "kind", "reason", "source", "row"]
+
+
 def parse_table(
     data: bytes,
     config: CampaignConfig,
@@ -142,7 +158,7 @@ def parse_table(
     existing_ids: Iterable[str] = (),
     allow_extra_categories: bool = False,
 ) -> pd.DataFrame:
-    """Parse and validate an experiment table.
+    """Parse and validate an experiment table (amendments refused: see :func:`parse_batch`).
 
     Args:
         data: raw bytes of the CSV file.
@@ -158,6 +174,33 @@ def parse_table(
         One row per experiment, columns :func:`table_columns` (inputs typed, targets float with NaN
         for "not measured", qualifiers ``""``/``<``/``>``/``~``).
     """
+    return _parse(data, config, file, require_targets, existing_ids, allow_extra_categories, None).experiments
+
+
+def parse_batch(data: bytes, config: CampaignConfig, file: str, existing: pd.DataFrame) -> ParsedBatch:
+    """Parse and validate a batch for a campaign whose experiments so far are ``existing`` (its current view).
+
+    A row whose ``experiment_id`` is in ``existing`` amends that experiment: a value in a cell that was empty is a
+    late measurement (a target, or ``<input>_actual``); a different value in a filled cell is a correction and
+    needs a ``reason``; an empty cell changes nothing; a planned input may be repeated but never changed. Other
+    rows are new experiments, as in :func:`parse_table`.
+
+    Raises:
+        DataError: an invalid row, an unknown id in a file without inputs, an experiment twice in the file, a
+            correction without a reason, a changed planned input, or a row that changes nothing.
+    """
+    return _parse(data, config, file, True, (), False, existing)
+
+
+def _parse(
+    data: bytes,
+    config: CampaignConfig,
+    file: str,
+    require_targets: bool,
+    existing_ids: Iterable[str],
+    allow_extra_categories: bool,
+    existing: pd.DataFrame | None,
+) -> ParsedBatch:
     text = _decode(data, file)
     rows = list(csv.reader(io.StringIO(text, newline="")))
     rows = [r for r in rows if any(c.strip() for c in r)]
@@ -179,6 +222,8 @@ def parse_table(
     else:
         required = input_cols
         optional += list(config.target_names)
+    if existing is not None:
+        optional.append(REASON)
     known = required + optional
     seen: set[str] = set()
     for c, h in enumerate(header):
@@ -187,14 +232,20 @@ def parse_table(
         seen.add(h)
         if h not in known:
             raise DataError(file, "unknown column", _nearest(h, known), row=1, column=h or f"#{c + 1}")
-    for h in required:
-        if h not in seen:
-            raise DataError(file, "required column is missing", f"add a column named {h!r}", row=1, column=h)
     if not body:
         raise DataError(file, "the file has a header but no experiments", "add one row per experiment", row=2)
+    old = _existing_rows(existing, header, body)
+    if old:  # amendment rows need only their id and the cells they change; new experiments need every column
+        has_new = ID not in seen or any(r[header.index(ID)].strip() not in old for r in body if len(r) == len(header))
+        required = [ID] + (required if has_new else [])
+    for h in required:
+        if h not in seen:
+            if existing is not None and h in input_cols:
+                _refuse_unknown_ids(header, body, old, file)
+            raise DataError(file, "required column is missing", f"add a column named {h!r}", row=1, column=h)
 
     ids = set(existing_ids)
-    records = []
+    records, amendments = [], []
     for k, raw in enumerate(body):
         line = k + 2
         if len(raw) != len(header):
@@ -213,13 +264,27 @@ def parse_table(
             if eid in ids:
                 raise DataError(
                     file,
-                    "duplicate experiment id",
-                    "ids must be unique across the campaign; rename the row",
+                    "duplicate experiment id" if eid not in old else "the experiment appears twice in this file",
+                    "ids must be unique across the campaign; rename the row"
+                    if eid not in old
+                    else "put all of its late or corrected values in one row",
                     row=line,
                     column=ID,
                     value=eid,
                 )
             ids.add(eid)
+            if eid in old:
+                amendments += _amendment(cell, old[eid], config, file, line)
+                continue
+            if cell.get(REASON):
+                raise DataError(
+                    file,
+                    "a reason is for corrections of experiments already in the campaign",
+                    "clear the cell, or check the id",
+                    row=line,
+                    column=REASON,
+                    value=cell[REASON],
+                )
             rec[ID] = eid
         else:
             rec[ID] = f"row{line}"
@@ -275,64 +340,9 @@ def parse_table(
                         value=a,
                     )
                 rec[planned_column(inp.name)], rec[inp.name] = rec[inp.name], a
-        status = cell.get(STATUS, "")
-        if status not in STATUSES:
-            raise DataError(
-                file,
-                "unknown status",
-                "write 'failed' for a synthesis that gave no usable product, else leave it empty or 'ok'",
-                row=line,
-                column=STATUS,
-                value=status,
-            )
-        rec[STATUS] = status
+        status = rec[STATUS] = _status(cell, file, line)
         for t in config.targets:
-            qcol = qualifier_column(t.name)
-            q = cell.get(qcol, "")
-            if q not in QUALIFIERS:
-                raise DataError(
-                    file,
-                    "unknown qualifier",
-                    "use '<' (below), '>' (above), '~' (approximate) or leave empty",
-                    row=line,
-                    column=qcol,
-                    value=q,
-                )
-            value = cell.get(t.name, "")
-            if value == "":
-                if q:
-                    raise DataError(
-                        file,
-                        "qualifier given without a value",
-                        f"fill in {t.name} or clear {qcol}",
-                        row=line,
-                        column=qcol,
-                        value=q,
-                    )
-                rec[t.name], rec[qcol] = math.nan, ""
-                continue
-            if status == "failed":
-                raise DataError(
-                    file,
-                    "a failed synthesis has no measured values",
-                    f"clear {t.name} or change the status to 'ok'",
-                    row=line,
-                    column=t.name,
-                    value=value,
-                )
-            v = _float(value, file, line, t.name)
-            lo = -math.inf if t.lower is None else t.lower
-            hi = math.inf if t.upper is None else t.upper
-            if not lo <= v <= hi:
-                raise DataError(
-                    file,
-                    f"outside the physical range [{t.lower}, {t.upper}]{' ' + t.unit if t.unit else ''}",
-                    "check the unit (percent, not a fraction, for %) and the decimal point",
-                    row=line,
-                    column=t.name,
-                    value=value,
-                )
-            rec[t.name], rec[qcol] = v, q
+            rec[t.name], rec[qualifier_column(t.name)] = _target_cell(cell, t, status, file, line)
         for c in TEXT_COLUMNS:
             rec[c] = cell.get(c, "")
         records.append(rec)
@@ -340,7 +350,195 @@ def parse_table(
     cols = (
         experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
     )
-    return frame.reindex(columns=cols)
+    return ParsedBatch(frame.reindex(columns=cols), pd.DataFrame(amendments, columns=AMENDMENT_COLUMNS))
+
+
+def _existing_rows(existing: pd.DataFrame | None, header: list[str], body: list[list[str]]) -> dict[str, dict]:
+    """The current rows (as dicts, by id) of the experiments this file names that ``existing`` holds."""
+    if existing is None or ID not in header or existing.empty:
+        return {}
+    j = header.index(ID)
+    named = {r[j].strip() for r in body if len(r) > j}
+    hit = existing[existing[ID].isin(named)]
+    return {row[ID]: row for row in hit.to_dict("records")}
+
+
+def _refuse_unknown_ids(header: list[str], body: list[list[str]], old: dict[str, dict], file: str) -> None:
+    """In a file without the input columns (amendments only), the first id that names no experiment."""
+    j = header.index(ID)
+    for k, r in enumerate(body):
+        eid = r[j].strip() if len(r) > j else ""
+        if eid not in old:
+            raise DataError(
+                file,
+                "unknown experiment id: no experiment of the campaign has it",
+                "check the id (an amendment names an experiment already ingested); a new experiment needs its inputs",
+                row=k + 2,
+                column=ID,
+                value=eid,
+            )
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            fa, fb = float(a), float(b)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+        return (math.isnan(fa) and math.isnan(fb)) or abs(fa - fb) <= 1e-9 * max(1.0, abs(fa), abs(fb))
+    return a == b
+
+
+def _amendment(cell: dict[str, str], old: dict, config: CampaignConfig, file: str, line: int) -> list[dict]:
+    """The cell changes an amendment row makes to an experiment's current values ``old`` (validated)."""
+    changes: list[dict] = []
+    base = {"experiment_id": old[ID], "reason": cell.get(REASON, ""), "source": cell.get("source", ""), "row": line}
+
+    def change(column: str, value: object, previous: object, qualifier: str = "", prev_q: str = "") -> None:
+        empty = previous is None or (isinstance(previous, float) and math.isnan(previous))
+        if not empty and _same(value, previous) and qualifier == prev_q:
+            return
+        was = "" if empty else f"{prev_q}{previous}"
+        kind = "measurement" if empty else "correction"
+        changes.append(
+            {**base, "column": column, "value": value, "qualifier": qualifier, "previous": was, "kind": kind}
+        )
+
+    for inp in config.inputs:
+        text = cell.get(inp.name, "")
+        if not text:
+            continue
+        continuous = isinstance(inp, ContinuousInput)
+        planned = old.get(planned_column(inp.name), math.nan) if continuous else math.nan
+        planned = old[inp.name] if not continuous or math.isnan(planned) else planned
+        if not _same(_float(text, file, line, inp.name) if continuous else text, planned):
+            raise DataError(
+                file,
+                f"planned inputs cannot be changed (experiment {old[ID]} was planned with {planned})",
+                f"for a new experiment, give it an id of its own; to amend {old[ID]}, leave {inp.name} empty"
+                + (f" or record the value really reached in {actual_column(inp.name)}" if continuous else ""),
+                row=line,
+                column=inp.name,
+                value=text,
+            )
+    for name in _continuous(config):
+        text = cell.get(actual_column(name), "")
+        if text:
+            inp = next(i for i in config.inputs if i.name == name)
+            a = _float(text, file, line, actual_column(name))
+            if not inp.lower <= a <= inp.upper:
+                raise DataError(
+                    file,
+                    f"outside the search space [{inp.lower}, {inp.upper}]",
+                    "correct the value or widen the range in the campaign config",
+                    row=line,
+                    column=actual_column(name),
+                    value=a,
+                )
+            reached = old[name] if not math.isnan(old.get(planned_column(name), math.nan)) else None
+            change(actual_column(name), a, reached)
+    status = _status(cell, file, line)
+    if status and status != (old[STATUS] or "ok"):
+        change(STATUS, status, old[STATUS] or "ok")
+    final = status or old[STATUS]
+    for t in config.targets:
+        qcol = qualifier_column(t.name)
+        v, q = _target_cell(cell, t, "", file, line)
+        if not math.isnan(v):
+            change(t.name, v, old[t.name], q, old[qcol])
+        if final == "failed" and (not math.isnan(v) or not math.isnan(old[t.name])):
+            raise DataError(
+                file,
+                "a failed synthesis has no measured values",
+                f"clear {t.name} or change the status to 'ok'",
+                row=line,
+                column=t.name if not math.isnan(v) else STATUS,
+                value=cell.get(t.name) or status,
+            )
+    if not changes:
+        raise DataError(
+            file,
+            f"nothing new for experiment {old[ID]}: every value given equals the campaign's",
+            "remove the row, or give the late or corrected values",
+            row=line,
+            column=ID,
+            value=old[ID],
+        )
+    fixes = [c for c in changes if c["kind"] == "correction"]
+    if fixes and not base["reason"]:
+        c = fixes[0]
+        raise DataError(
+            file,
+            f"{c['column']} of {old[ID]} is already {c['previous']}: changing it is a correction and needs a reason",
+            "add a 'reason' column saying why (e.g. 'typo in the lab book'), or leave the cell empty",
+            row=line,
+            column=c["column"],
+            value=f"{c['qualifier']}{c['value']}",
+        )
+    return changes
+
+
+def _status(cell: dict[str, str], file: str, line: int) -> str:
+    status = cell.get(STATUS, "")
+    if status not in STATUSES:
+        raise DataError(
+            file,
+            "unknown status",
+            "write 'failed' for a synthesis that gave no usable product, else leave it empty or 'ok'",
+            row=line,
+            column=STATUS,
+            value=status,
+        )
+    return status
+
+
+def _target_cell(cell: dict[str, str], t, status: str, file: str, line: int) -> tuple[float, str]:
+    """A target's value (NaN: not measured) and qualifier from a row's cells, validated."""
+    qcol = qualifier_column(t.name)
+    q = cell.get(qcol, "")
+    if q not in QUALIFIERS:
+        raise DataError(
+            file,
+            "unknown qualifier",
+            "use '<' (below), '>' (above), '~' (approximate) or leave empty",
+            row=line,
+            column=qcol,
+            value=q,
+        )
+    value = cell.get(t.name, "")
+    if value == "":
+        if q:
+            raise DataError(
+                file,
+                "qualifier given without a value",
+                f"fill in {t.name} or clear {qcol}",
+                row=line,
+                column=qcol,
+                value=q,
+            )
+        return math.nan, ""
+    if status == "failed":
+        raise DataError(
+            file,
+            "a failed synthesis has no measured values",
+            f"clear {t.name} or change the status to 'ok'",
+            row=line,
+            column=t.name,
+            value=value,
+        )
+    v = _float(value, file, line, t.name)
+    lo = -math.inf if t.lower is None else t.lower
+    hi = math.inf if t.upper is None else t.upper
+    if not lo <= v <= hi:
+        raise DataError(
+            file,
+            f"outside the physical range [{t.lower}, {t.upper}]{' ' + t.unit if t.unit else ''}",
+            "check the unit (percent, not a fraction, for %) and the decimal point",
+            row=line,
+            column=t.name,
+            value=value,
+        )
+    return v, q
 
 
 def _set_by_condition(name: str, rec: dict[str, object], config: CampaignConfig) -> bool:

@@ -106,7 +106,7 @@ def test_random_valid_batches_round_trip_exactly(batches):
                 else:
                     assert g == v and isinstance(g, type(v)), (c, g, v)
         # the stored files are the bytes that came in
-        stored = sorted((config.data_path / BATCHES).iterdir())[-len(batches) :]
+        stored = sorted((config.data_path / BATCHES).glob("*.csv"))[-len(batches) :]
         assert [p.read_bytes() for p in stored] == [
             (Path(tmp) / f"in{k}.csv").read_bytes() for k in range(len(batches))
         ]
@@ -372,16 +372,19 @@ from optimize.config import load_config
 config_path, batch, step, point = sys.argv[1:5]
 config = load_config(config_path)
 calls = {"fsync": 0}
-real_fsync = os.fsync
+real_fsync, real_replace = os.fsync, os.replace
+offset = 2 if step == "batch" else 0  # a batch's provenance file is written (2 fsyncs) before the batch
 
-def fsync(fd):  # crash at the first fsync (data written, not yet durable) or the second (after rename)
+def fsync(fd):  # crash at the CSV's first fsync (data written, not yet durable) or its second (after rename)
     calls["fsync"] += 1
-    if (point, calls["fsync"]) in (("before-fsync", 1), ("after-rename", 2)):
+    if (point, calls["fsync"] - offset) in (("before-fsync", 1), ("after-rename", 2)):
         os._exit(137)
     real_fsync(fd)
 
-def replace(src, dst):  # the temp file is complete and synced; the rename never happens
-    os._exit(137)
+def replace(src, dst):  # the CSV's temp file is complete and synced; its rename never happens
+    if str(dst).endswith(".csv"):
+        os._exit(137)
+    real_replace(src, dst)
 
 os.fsync = fsync
 if point == "before-rename":

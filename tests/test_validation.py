@@ -57,7 +57,10 @@ GOOD = "x-1,b1,650,1,K2CO3,internal,1,80,,23,0.9,0.95,ok"
         ),
         (f"{HEADER}\n{GOOD.replace(',80,', ',-3,')}".encode(), r"column 'plqy': outside the physical range"),
         (f"{HEADER}\n{GOOD}\n{GOOD}".encode(), r"row 3, column 'experiment_id': duplicate experiment id"),
-        (f"{HEADER}\n{GOOD.replace('x-1', 'he2023-07')}".encode(), r"duplicate experiment id \(value 'he2023-07'\)"),
+        (  # an id already in the campaign names that experiment: a new one with it would change its planned inputs
+            f"{HEADER}\n{GOOD.replace('x-1', 'he2023-07')}".encode(),
+            r"planned inputs cannot be changed .* give it an id of its own",
+        ),
         (f"{HEADER}\n{GOOD.replace(',80,,', ',80,<=,')}".encode(), r"column 'plqy_qualifier': unknown qualifier"),
         (f"{HEADER}\n{GOOD.replace(',80,,', ',,<,')}".encode(), r"qualifier given without a value"),
         (
