@@ -176,10 +176,11 @@ def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_b
             data, source = rows_csv(rows, table_columns(live.config)), "request body (rows)"
         else:
             data, source = raw, "request body (CSV)"
-        result = await run_in_threadpool(live.ingest, data, source)
+        result = await run_in_threadpool(live.ingest, data, source, True, _sender(request))
         return {
             "batch": result.batch_file.name,
             "rows": result.rows,
+            "amended_cells": result.amended,
             "sha256": result.sha256,
             "data_version": result.data_version,
             "mlflow_run_id": result.mlflow_run_id,
@@ -208,6 +209,16 @@ def create_app(campaigns: list[LiveCampaign], keys: KeyRing | None = None, max_b
 
 def _plain(v: Any) -> Any:
     return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
+
+
+def _sender(request: Request) -> str:
+    """Who sends a request, for a batch's provenance: the id of its key (``kiln_<id>_<secret>``), never the
+    secret; else the client's address (a service without keys)."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    parts = token.split("_")
+    if len(parts) >= 3 and parts[0] == "kiln":
+        return f"key {parts[1]}"
+    return f"kiln serve client {request.client.host if request.client else 'unknown'}"
 
 
 def serve_campaigns(

@@ -36,6 +36,7 @@ from optimize.validation import (
     ID,
     STATUS,
     ParsedBatch,
+    actual_column,
     experiment_columns,
     parse_batch,
     planned_column,
@@ -58,13 +59,14 @@ class BatchFile:
 
     path: Path
     sha256: str
-    rows: int
+    rows: int  # new experiments
     ingested_utc: str = ""
     by: str = ""
     received_as: str = ""
+    amended: int = 0  # cells of earlier experiments it changed
 
     @classmethod
-    def stored(cls, path: Path, digest: str, rows: int) -> BatchFile:
+    def stored(cls, path: Path, digest: str, rows: int, amended: int = 0) -> BatchFile:
         """A batch file on disk, with what its provenance file says."""
         import yaml
 
@@ -76,7 +78,7 @@ class BatchFile:
                 meta = loaded if isinstance(loaded, dict) else {}
             except (OSError, yaml.YAMLError):
                 meta = {}  # provenance is informative: a damaged file never blocks the campaign
-        return cls(path, digest, rows, *(str(meta.get(k, "")) for k in ("ingested_utc", "by", "received_as")))
+        return cls(path, digest, rows, *(str(meta.get(k, "")) for k in ("ingested_utc", "by", "received_as")), amended)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,88 @@ class Campaign:
     def failed(self) -> pd.Series:
         """Per experiment: did the synthesis fail (``status`` = failed)?"""
         return self.experiments[STATUS] == "failed"
+
+
+CELL_HISTORY_COLUMNS = ["column", "value", "kind", "current", "file", "row", "ingested_utc", "by", "reason", "source"]
+
+
+def cell_history(campaign: Campaign, experiment_id: str) -> pd.DataFrame:
+    """Every value each cell of one experiment has had (columns :data:`CELL_HISTORY_COLUMNS`), oldest first: the
+    planned inputs and the values of the row that introduced it (``kind`` original), then each amendment
+    (measurement or correction) with the stored file, row, when, by whom, the reason and the source given.
+
+    Raises:
+        KilnError: no experiment has this id.
+    """
+    from optimize.errors import KilnError
+
+    config, experiments = campaign.config, campaign.experiments
+    hits = experiments.index[experiments[ID] == experiment_id]
+    if not len(hits):
+        close = _did_you_mean(experiment_id, list(experiments[ID]))
+        raise KilnError(f"no experiment {experiment_id!r} in {config.name}{close}; `kiln history` lists them")
+    i = int(hits[0])
+    row = experiments.loc[i]
+    amendments = campaign.amendments if campaign.amendments is not None else _no_amendments()
+    changes = amendments[amendments["experiment_id"] == experiment_id]
+    origin = campaign.origin[i] if i < len(campaign.origin) else ""
+    batch = next((b for b in campaign.batches if b.path.name == origin), None)
+    first = {c: ch for c, ch in reversed(list(zip(changes["column"], changes.to_dict("records"))))}
+    out = []
+
+    def value(column: str) -> str:
+        if column in first:  # the value before the first change of this cell
+            return str(first[column]["previous"])
+        if column.endswith("_actual"):
+            name = column[: -len("_actual")]
+            return "" if pd.isna(row[planned_column(name)]) else _fmt(row[name])
+        v = row[column]
+        q = row.get(qualifier_column(column), "") if column in config.target_names else ""
+        return "" if pd.isna(v) else f"{q}{_fmt(v)}"
+
+    columns = [*config.input_names, *config.target_names, STATUS]
+    columns += [actual_column(n) for n in config.input_names if planned_column(n) in experiments.columns]
+    for column in columns:
+        if column in config.input_names:
+            planned = row.get(planned_column(column))
+            v = _fmt(row[column] if planned is None or pd.isna(planned) else planned)
+        else:
+            v = value(column)
+        if v == "":
+            continue
+        out.append(
+            {
+                "column": column,
+                "value": v,
+                "kind": "planned" if column in config.input_names else "original",
+                "current": column not in first,
+                "file": origin,
+                "row": "",
+                "ingested_utc": batch.ingested_utc if batch else "",
+                "by": batch.by if batch else "",
+                "reason": "",
+                "source": str(row.get("source", "")),
+            }
+        )
+    last = {c: k for k, c in enumerate(changes["column"])}
+    for k, ch in enumerate(changes.to_dict("records")):
+        out.append(
+            {
+                "column": ch["column"],
+                "value": f"{ch['qualifier']}{_fmt(ch['value'])}",
+                "kind": ch["kind"],
+                "current": last[ch["column"]] == k,
+                **{c: ch[c] for c in ("file", "row", "ingested_utc", "by", "reason", "source")},
+            }
+        )
+    return pd.DataFrame(out, columns=CELL_HISTORY_COLUMNS)
+
+
+def _did_you_mean(value: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def ledger_columns(config: CampaignConfig) -> list[str]:
@@ -232,7 +316,7 @@ def _parse_batches(
             if experiments is None or len(experiments) != len(ids):
                 experiments = _experiments(config, frames, changes)
             batch = parse_batch(data, config, str(path), experiments)
-        stored = BatchFile.stored(path, sha256(data), len(batch.experiments) + len(batch.amendments))
+        stored = BatchFile.stored(path, sha256(data), len(batch.experiments), len(batch.amendments))
         ids.update(batch.experiments[ID])
         frames.append(batch.experiments)
         files.append(stored)
@@ -338,7 +422,7 @@ def add_batch(
         meta = {"ingested_utc": utc_now(), "by": by or getpass.getuser(), "received_as": Path(file).name}
         atomic_write(target.with_suffix(".yaml"), yaml.safe_dump(meta, sort_keys=False).encode())
         atomic_write(target, data)
-    return BatchFile(target, digest, len(batch.experiments) + len(batch.amendments), *meta.values())
+    return BatchFile(target, digest, len(batch.experiments), *meta.values(), len(batch.amendments))
 
 
 def next_batch_id(campaign: Campaign) -> str:

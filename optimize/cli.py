@@ -202,7 +202,10 @@ def ingest(
         cfg, result = _call(run_ingest, config, format, file, retrain, progress=status.update)
     if result is None:
         return
-    Console().print(f"added {result.rows} experiments as {result.batch_file.name} (data version {result.data_version})")
+    amended = f", amended {result.amended} cells of earlier experiments" if result.amended else ""
+    Console().print(
+        f"added {result.rows} experiments{amended} as {result.batch_file.name} (data version {result.data_version})"
+    )
     if result.retrain is not None:
         _print_retrain(ctx, cfg, result.retrain)
 
@@ -392,10 +395,17 @@ def history(
         Path | None,
         typer.Option(help="write Pareto front, progress and partial-dependence PNGs to this folder (and MLflow)"),
     ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(help="every value each cell of this experiment has had, and where each came from"),
+    ] = None,
 ) -> None:
     """Experiments so far, best value per target, the measured Pareto set and pending suggestions."""
     from optimize.service import history as run_history
 
+    if experiment is not None:
+        _print_cell_history(config, format, experiment)
+        return
     cfg, result = _call(run_history, config, format, True, plot)
     if result is None:
         return
@@ -428,6 +438,31 @@ def history(
     console.print(f"MLflow runs: {len(result.runs)} (kiln ui to browse)")
     for path in result.plots:
         _err(ctx).print(f"plot: {path}")
+
+
+def _print_cell_history(config: Path, format: Format, experiment: str) -> None:
+    from optimize.campaign import cell_history, load_campaign
+
+    cfg = _run(_load, config)
+    cells = _run(cell_history, _run(load_campaign, cfg), experiment)
+    if format is Format.json:
+        _emit_json({"experiment_id": experiment, "cells": cells.to_dict(orient="records")})
+        return
+    table = Table(title=f"{experiment}: every value, oldest first (* = current)", title_justify="left")
+    for name in ("cell", "value", "kind", "from"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    sources: dict[tuple, int] = {}
+    for c in cells.to_dict(orient="records"):
+        ref = sources.setdefault((c["file"], c["row"], c["ingested_utc"], c["by"], c["source"]), len(sources) + 1)
+        mark = "*" if c["current"] else " "
+        table.add_row(f"{mark}{c['column']}", c["value"], c["kind"], f"[{ref}]", c["reason"])
+    console = Console()
+    console.print(table)
+    for (file, row, when, by, source), ref in sources.items():
+        where = f"{file}, row {row}" if row != "" else file
+        who = " ".join(x for x in (f"ingested {when}" if when else "", f"by {by}" if by else "") if x)
+        console.print(f"[{ref}] {where}" + (f", {who}" if who else "") + (f": {source}" if source else ""))
 
 
 @app.command()

@@ -246,11 +246,11 @@ class LiveCampaign:
                 self._quiet_since = time.monotonic()
                 self._cond.notify_all()
 
-    def ingest(self, data: bytes, source: str, retrain: bool = True):
+    def ingest(self, data: bytes, source: str, retrain: bool = True, by: str | None = None):
         """Add a filled batch (a CSV's bytes; ``source`` names it in errors) and queue a retrain."""
         from optimize import service
 
-        result = service.ingest_data(self.config, data, source, retrain_models=False, parsed=self._parsed)
+        result = service.ingest_data(self.config, data, source, retrain_models=False, parsed=self._parsed, by=by)
         if retrain:
             self.request_retrain()
         return result

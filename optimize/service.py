@@ -363,16 +363,18 @@ def predict_data(
 @dataclass(frozen=True)
 class IngestResult:
     batch_file: Path
-    rows: int
+    rows: int  # new experiments
     sha256: str
     data_version: str
     mlflow_run_id: str
     retrain: RetrainResult | None  # None with retrain=False
+    amended: int = 0  # cells of earlier experiments changed (late measurements, corrections)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "batch_file": str(self.batch_file),
             "rows": self.rows,
+            "amended_cells": self.amended,
             "sha256": self.sha256,
             "data_version": self.data_version,
             "mlflow_run_id": self.mlflow_run_id,
@@ -381,7 +383,11 @@ class IngestResult:
 
 
 def ingest(
-    config: CampaignConfig, file: Path, retrain_models: bool = True, progress: Callable[[str], None] | None = None
+    config: CampaignConfig,
+    file: Path,
+    retrain_models: bool = True,
+    progress: Callable[[str], None] | None = None,
+    by: str | None = None,
 ) -> IngestResult:
     """Validate and add a filled batch file, then retrain (two MLflow runs: ingest, retrain).
 
@@ -390,7 +396,7 @@ def ingest(
     """
     from optimize.validation import read_data_file
 
-    return ingest_data(config, read_data_file(Path(file)), str(file), retrain_models, progress)
+    return ingest_data(config, read_data_file(Path(file)), str(file), retrain_models, progress, by=by)
 
 
 def ingest_data(
@@ -400,19 +406,30 @@ def ingest_data(
     retrain_models: bool = True,
     progress: Callable[[str], None] | None = None,
     parsed: ParsedBatches | None = None,
+    by: str | None = None,
 ) -> IngestResult:
     """:func:`ingest` for a batch CSV's bytes (``file`` names it in errors and in the ingest run; ``parsed`` as
-    in :func:`suggest`)."""
+    in :func:`suggest`; ``by``: who sends it, default the OS user)."""
     from optimize.tracking import start_run
 
-    added: BatchFile = add_batch(config, data, file, parsed)
+    added: BatchFile = add_batch(config, data, file, parsed, by=by)
     campaign = load_campaign(config, parsed)
     with start_run(config, "ingest", campaign.version) as run:
-        run.params({"file": str(file), "sha256": added.sha256, "rows": added.rows, "stored_as": added.path.name})
-        run.metrics({"n_experiments": len(campaign.experiments), "batch_rows": added.rows})
+        run.params(
+            {
+                "file": str(file),
+                "sha256": added.sha256,
+                "rows": added.rows,
+                "stored_as": added.path.name,
+                "by": added.by,
+            }
+        )
+        run.metrics(
+            {"n_experiments": len(campaign.experiments), "batch_rows": added.rows, "amended_cells": added.amended}
+        )
         run.files([added.path], "batch")
     result = retrain(config, triggered_by=run.id, reselect=False, progress=progress) if retrain_models else None
-    return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result)
+    return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result, added.amended)
 
 
 # ---- benchmark ------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ on loopback for the test, stopped after), with the results of a local run."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import tempfile

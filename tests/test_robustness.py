@@ -373,7 +373,7 @@ config_path, batch, step, point = sys.argv[1:5]
 config = load_config(config_path)
 calls = {"fsync": 0}
 real_fsync, real_replace = os.fsync, os.replace
-offset = 2 if step == "batch" else 0  # a batch's provenance file is written (2 fsyncs) before the batch
+offset = 2 if step != "ledger" else 0  # a batch's provenance file is written (2 fsyncs) before the batch
 
 def fsync(fd):  # crash at the CSV's first fsync (data written, not yet durable) or its second (after rename)
     calls["fsync"] += 1
@@ -389,7 +389,7 @@ def replace(src, dst):  # the CSV's temp file is complete and synced; its rename
 os.fsync = fsync
 if point == "before-rename":
     os.replace = replace
-if step == "batch":
+if step != "ledger":
     ingest_batch(config, Path(batch))
 else:
     row = {c: "" for c in ledger_columns(config)}
@@ -399,12 +399,14 @@ else:
 """
 
 
-@pytest.mark.parametrize("step", ["batch", "ledger"])
+@pytest.mark.parametrize("step", ["batch", "amendment", "ledger"])
 @pytest.mark.parametrize("point", ["before-fsync", "before-rename", "after-rename"])
 def test_a_crash_at_each_point_of_a_write_leaves_the_old_or_the_new_file(config_path, config, tmp_path, step, point):
     from optimize.campaign import LEDGER, ledger_columns, record_suggestions
 
     batch = _batch_file(tmp_path, 1)
+    if step == "amendment":  # a late FWHM and a corrected PLQY of seed experiments
+        batch.write_text("experiment_id,fwhm_nm,plqy,reason\nhe2023-03,24.5,,\nhe2023-06,,52,re-measured\n")
     before = load_campaign(config)
     proc = subprocess.run(
         [sys.executable, "-c", _CRASH, str(config_path), str(batch), step, point],
@@ -416,13 +418,18 @@ def test_a_crash_at_each_point_of_a_write_leaves_the_old_or_the_new_file(config_
     assert proc.returncode == 137, proc.stderr
     after = load_campaign(config)  # loads: no torn file is ever visible
     landed = point == "after-rename"
-    if step == "batch":
+    if step != "ledger":
         assert len(after.batches) == len(before.batches) + landed
         if landed:
             assert after.batches[-1].path.read_bytes() == batch.read_bytes()
         else:  # the lab re-runs the ingest and it lands once
             ingest_batch(config, batch)
-        assert len(load_campaign(config).batches) == len(before.batches) + 1
+        final = load_campaign(config)
+        assert len(final.batches) == len(before.batches) + 1
+        if step == "amendment":
+            rows = final.experiments.set_index("experiment_id")
+            assert (rows.at["he2023-03", "fwhm_nm"], rows.at["he2023-06", "plqy"]) == (24.5, 52.0)
+            assert len(final.amendments) == 2 and len(final.experiments) == len(before.experiments)
     else:
         assert list(after.ledger["suggestion_id"]) == (["crash-1"] if landed else [])
         if not landed:

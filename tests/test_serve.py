@@ -110,6 +110,15 @@ def test_suggest_ingest_predict_history_through_http(served):
     assert added["rows"] == 2 and added["data_version"] != got["data_version"]
     again = httpx.post(base + "/batches", json={"rows": rows}, headers=w)
     assert again.status_code == 422 and "already ingested" in again.json()["error"]["message"]
+    # the next day: the first one's water retention, an amendment (the id and the new cell only)
+    late = {"experiment_id": rows[0]["experiment_id"], "water_retention": 0.91}
+    amended = httpx.post(base + "/batches", json={"rows": [late]}, headers=w).json()
+    assert (amended["rows"], amended["amended_cells"]) == (0, 1)
+    key_id = tokens["write"].split("_")[1]
+    stored = load_config(config).data_path / "batches" / amended["batch"]
+    assert f"by: key {key_id}" in stored.with_suffix(".yaml").read_text()  # the key's id, never its secret
+    assert tokens["write"].split("_")[2] not in stored.with_suffix(".yaml").read_text()
+    added = amended
     bad = dict(rows[0], experiment_id="X9", carbonate="K9CO3")
     err = httpx.post(base + "/batches", json={"rows": [bad]}, headers=w)
     assert err.status_code == 422
@@ -130,6 +139,9 @@ def test_suggest_ingest_predict_history_through_http(served):
     history = httpx.get(base + "/history", headers=r).json()
     ids = [e["experiment_id"] for e in history["experiments"]]
     assert len(ids) == 15 and {s["id"] for s in got["suggestions"]} <= set(ids)
+    assert [e["water_retention"] for e in history["experiments"] if e["experiment_id"] == late["experiment_id"]] == [
+        0.91
+    ]
     assert history["data_version"] == added["data_version"]
     assert httpx.get(base + "/history?format=csv", headers=r).text.count("\n") == 16  # header + 15 rows
     recipe = {"temperature_c": 650, "k_ratio": 1.0, "carbonate": "K2CO3", "addition": "internal", "br_fraction": 1}
