@@ -3,7 +3,8 @@
 Layout of a campaign's ``data_dir``::
 
     batches/NNN_<hash>.csv   experiments, each file kept byte-for-byte as received
-    batches/NNN_<hash>.yaml  when it was ingested, by whom, under which name (written before the batch)
+    batches/NNN_<hash>.yaml  when it was ingested, by whom, under which name, its rows' spectra (written first)
+    spectra/<sha256>.csv     emission spectra named by batch rows, by content (peak and FWHM are read off them)
     suggestions.csv          every suggested recipe with its predictions (the ledger)
     templates/<batch>.csv    a batch to fill in at the bench, then ``kiln ingest`` it
 
@@ -19,10 +20,11 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -34,7 +36,10 @@ from optimize.validation import (
     AMENDMENT_COLUMNS,
     BATCH,
     ID,
+    PEAK_TARGET,
+    SPECTRUM,
     STATUS,
+    WIDTH_TARGET,
     ParsedBatch,
     actual_column,
     experiment_columns,
@@ -46,6 +51,7 @@ from optimize.validation import (
 )
 
 BATCHES = "batches"
+SPECTRA = "spectra"
 LEDGER = "suggestions.csv"
 TEMPLATES = "templates"
 SUGGESTION_ID = "suggestion_id"
@@ -64,6 +70,7 @@ class BatchFile:
     by: str = ""
     received_as: str = ""
     amended: int = 0  # cells of earlier experiments it changed
+    spectra: tuple[tuple[str, str], ...] = ()  # (experiment id, SHA-256 of its spectrum file under spectra/)
 
     @classmethod
     def stored(cls, path: Path, digest: str, rows: int, amended: int = 0) -> BatchFile:
@@ -78,7 +85,15 @@ class BatchFile:
                 meta = loaded if isinstance(loaded, dict) else {}
             except (OSError, yaml.YAMLError):
                 meta = {}  # provenance is informative: a damaged file never blocks the campaign
-        return cls(path, digest, rows, *(str(meta.get(k, "")) for k in ("ingested_utc", "by", "received_as")), amended)
+        spectra = meta.get("spectra") if isinstance(meta.get("spectra"), dict) else {}
+        return cls(
+            path,
+            digest,
+            rows,
+            *(str(meta.get(k, "")) for k in ("ingested_utc", "by", "received_as")),
+            amended,
+            tuple((str(k), str(v)) for k, v in spectra.items()),
+        )
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,12 @@ def cell_history(campaign: Campaign, experiment_id: str) -> pd.DataFrame:
     batch = next((b for b in campaign.batches if b.path.name == origin), None)
     first = {c: ch for c, ch in reversed(list(zip(changes["column"], changes.to_dict("records"))))}
     out = []
+    spectra = {b.path.name: dict(b.spectra) for b in campaign.batches if b.spectra}
+
+    def source(file: str, column: str, given: str) -> str:
+        """The row's source, and for a value read off a spectrum, the spectrum's hash (its provenance)."""
+        digest = spectra.get(file, {}).get(experiment_id) if column in (PEAK_TARGET, WIDTH_TARGET) else None
+        return "; ".join(x for x in (given, f"spectrum sha256 {digest[:12]}" if digest else "") if x)
 
     def value(column: str) -> str:
         if column in first:  # the value before the first change of this cell
@@ -194,7 +215,7 @@ def cell_history(campaign: Campaign, experiment_id: str) -> pd.DataFrame:
                 "ingested_utc": batch.ingested_utc if batch else "",
                 "by": batch.by if batch else "",
                 "reason": "",
-                "source": str(row.get("source", "")),
+                "source": source(origin, column, str(row.get("source", ""))),
             }
         )
     last = {c: k for k, c in enumerate(changes["column"])}
@@ -205,7 +226,8 @@ def cell_history(campaign: Campaign, experiment_id: str) -> pd.DataFrame:
                 "value": f"{ch['qualifier']}{_fmt(ch['value'])}",
                 "kind": ch["kind"],
                 "current": last[ch["column"]] == k,
-                **{c: ch[c] for c in ("file", "row", "ingested_utc", "by", "reason", "source")},
+                **{c: ch[c] for c in ("file", "row", "ingested_utc", "by", "reason")},
+                "source": source(ch["file"], ch["column"], ch["source"]),
             }
         )
     return pd.DataFrame(out, columns=CELL_HISTORY_COLUMNS)
@@ -240,11 +262,11 @@ class ParsedBatches:
     def __init__(self) -> None:
         self._batches: dict[str, ParsedBatch] = {}
 
-    def parse(self, config: CampaignConfig, path: Path, data: bytes) -> ParsedBatch | None:
+    def parse(self, config: CampaignConfig, path: Path, data: bytes, spectra=None) -> ParsedBatch | None:
         digest = sha256(data)
         if digest not in self._batches:
             try:
-                self._batches[digest] = parse_batch(data, config, str(path), None)
+                self._batches[digest] = parse_batch(data, config, str(path), None, spectra)
             except DataError:
                 return None  # perhaps an amendment, which needs the campaign: validated in context
         return self._batches[digest]
@@ -309,14 +331,16 @@ def _parse_batches(
     ids: set[str] = set()
     experiments = None  # the current view, built when a batch amends
     for path, data in batches:
-        batch = parsed.parse(config, path, data) if parsed is not None else None
+        meta = BatchFile.stored(path, sha256(data), 0)
+        spectra = stored_spectra(path.parent.parent / SPECTRA, meta.spectra, str(path)) if meta.spectra else None
+        batch = parsed.parse(config, path, data, spectra) if parsed is not None else None
         if batch is None and ids.isdisjoint(_named_ids(data)):
-            batch = parse_batch(data, config, str(path), None)  # new experiments only: no view needed
+            batch = parse_batch(data, config, str(path), None, spectra)  # new experiments only: no view needed
         elif batch is None or not ids.isdisjoint(batch.experiments[ID]):
             if experiments is None or len(experiments) != len(ids):
                 experiments = _experiments(config, frames, changes)
-            batch = parse_batch(data, config, str(path), experiments)
-        stored = BatchFile.stored(path, sha256(data), len(batch.experiments), len(batch.amendments))
+            batch = parse_batch(data, config, str(path), experiments, spectra)
+        stored = replace(meta, rows=len(batch.experiments), amended=len(batch.amendments))
         ids.update(batch.experiments[ID])
         frames.append(batch.experiments)
         files.append(stored)
@@ -387,26 +411,41 @@ def _read_ledger(config: CampaignConfig) -> pd.DataFrame:
     return frame[cols]
 
 
-def ingest_batch(config: CampaignConfig, file: Path, by: str | None = None) -> BatchFile:
-    """Validate a filled batch file and add it to the campaign (see :func:`add_batch`)."""
-    return add_batch(config, read_data_file(Path(file)), str(file), by=by)
+def ingest_batch(
+    config: CampaignConfig, file: Path, by: str | None = None, spectra_dir: Path | None = None
+) -> BatchFile:
+    """Validate a filled batch file and add it to the campaign (see :func:`add_batch`); spectra named in its
+    ``spectrum`` column are read relative to its folder, and ``spectra_dir/<experiment_id>.csv`` for the others."""
+    file = Path(file)
+    data = read_data_file(file)
+    return add_batch(config, data, str(file), by=by, spectra=read_spectra(data, str(file), file.parent, spectra_dir))
 
 
 def add_batch(
-    config: CampaignConfig, data: bytes, file: str, parsed: ParsedBatches | None = None, by: str | None = None
+    config: CampaignConfig,
+    data: bytes,
+    file: str,
+    parsed: ParsedBatches | None = None,
+    by: str | None = None,
+    spectra: Mapping[str, bytes] | None = None,
 ) -> BatchFile:
     """Validate a filled batch (the CSV's bytes; ``file`` names it in errors) and add it to the campaign,
-    atomically and under the lock. Its provenance (when, ``by`` whom, default the OS user, and ``file``) is
-    written first, beside it; a provenance file without its batch (a crash between the two) is ignored.
+    atomically and under the lock. ``spectra``: experiment id -> the bytes of its spectrum file (see
+    :func:`read_spectra`), stored by content under ``spectra/``. The batch's provenance (when, ``by`` whom,
+    default the OS user, ``file``, its spectra's hashes) is written before it; a provenance file without its
+    batch (a crash between the two) is ignored, as is a spectrum no batch names.
 
     Raises:
-        DataError: the batch is invalid or was already ingested; nothing is written then.
+        DataError: the batch or a spectrum is invalid, or the batch was already ingested; nothing is written then.
     """
     import getpass
 
     import yaml
 
+    from optimize.spectra import measure_spectrum
+
     digest = sha256(data)
+    measured = {eid: measure_spectrum(raw, f"spectrum of {eid} ({file})") for eid, raw in (spectra or {}).items()}
     with campaign_lock(config.data_path):
         campaign = load_campaign(config, parsed)
         for b in campaign.batches:
@@ -416,13 +455,76 @@ def add_batch(
                     f"this batch was already ingested as {b.path.name}",
                     "nothing to do; ingest only new batches",
                 )
-        batch = parse_batch(data, config, file, campaign.experiments)
+        batch = parse_batch(data, config, file, campaign.experiments, measured)
         numbers = [int(_BATCH_NAME.match(b.path.name).group(1)) for b in campaign.batches]
         target = config.data_path / BATCHES / f"{max(numbers, default=-1) + 1:03d}_{digest[:12]}.csv"
+        for eid, raw in (spectra or {}).items():
+            stored = config.data_path / SPECTRA / f"{measured[eid].sha256}.csv"
+            if not stored.exists():
+                atomic_write(stored, raw)
         meta = {"ingested_utc": utc_now(), "by": by or getpass.getuser(), "received_as": Path(file).name}
+        if measured:
+            meta["spectra"] = {eid: m.sha256 for eid, m in measured.items()}
         atomic_write(target.with_suffix(".yaml"), yaml.safe_dump(meta, sort_keys=False).encode())
         atomic_write(target, data)
-    return BatchFile(target, digest, len(batch.experiments), *meta.values(), len(batch.amendments))
+    spectra_ids = tuple((eid, m.sha256) for eid, m in measured.items())
+    who = (meta["ingested_utc"], meta["by"], meta["received_as"])
+    return BatchFile(target, digest, len(batch.experiments), *who, len(batch.amendments), spectra_ids)
+
+
+def read_spectra(data: bytes, file: str, folder: Path, spectra_dir: Path | None = None) -> dict[str, bytes]:
+    """Experiment id -> the bytes of its spectrum: the file its ``spectrum`` cell names (relative to ``folder``,
+    the batch's), else ``spectra_dir/<experiment_id>.csv`` if that exists.
+
+    Raises:
+        DataError: a named spectrum file is missing or unreadable (naming the batch's row).
+    """
+    import csv
+
+    try:
+        rows = [r for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")) if any(c.strip() for c in r)]
+    except (UnicodeDecodeError, csv.Error):
+        return {}  # the batch's own validation says what is wrong
+    header = [h.strip() for h in rows[0]] if rows else []
+    if ID not in header:
+        return {}
+    out: dict[str, bytes] = {}
+    j, k = header.index(ID), header.index(SPECTRUM) if SPECTRUM in header else None
+    for line, r in enumerate(rows[1:], start=2):
+        eid = r[j].strip() if len(r) > j else ""
+        named = r[k].strip() if k is not None and len(r) > k else ""
+        if named:
+            path = folder / named
+            if not path.is_file():
+                raise DataError(
+                    file, "spectrum file not found", f"put it at {path}", row=line, column=SPECTRUM, value=named
+                )
+            out[eid] = read_data_file(path)
+        elif spectra_dir is not None and eid and (Path(spectra_dir) / f"{eid}.csv").is_file():
+            out[eid] = read_data_file(Path(spectra_dir) / f"{eid}.csv")
+    return out
+
+
+def stored_spectra(folder: Path, hashes: tuple[tuple[str, str], ...], file: str) -> dict[str, Any]:
+    """Experiment id -> :class:`~optimize.spectra.Spectrum` of a stored batch's spectra (``folder``: ``spectra/``).
+
+    Raises:
+        DataError: a spectrum the batch's provenance names is missing or was changed.
+    """
+    from optimize.spectra import measure_spectrum
+
+    out = {}
+    for eid, digest in hashes:
+        path = folder / f"{digest}.csv"
+        data = path.read_bytes() if path.is_file() else None
+        if data is None or sha256(data) != digest:
+            raise DataError(
+                file,
+                f"the spectrum of {eid} ({path}) is {'missing' if data is None else 'changed'}",
+                "restore the campaign's spectra/ folder from its backup or version control",
+            )
+        out[eid] = measure_spectrum(data, str(path))
+    return out
 
 
 def next_batch_id(campaign: Campaign) -> str:

@@ -194,12 +194,19 @@ def ingest(
     retrain: Annotated[
         bool, typer.Option("--retrain/--no-retrain", help="refit the models now (else the next suggest does)")
     ] = True,
+    spectra: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder of emission spectra named <experiment_id>.csv (wavelength_nm,intensity): emission_nm and "
+            "fwhm_nm are read off them (a `spectrum` column names a file per row instead)"
+        ),
+    ] = None,
 ) -> None:
     """Validate a filled batch, add it to the campaign (append-only), retrain and log to MLflow."""
     from optimize.service import ingest as run_ingest
 
     with _err(ctx).status("ingesting") as status:
-        cfg, result = _call(run_ingest, config, format, file, retrain, progress=status.update)
+        cfg, result = _call(run_ingest, config, format, file, retrain, progress=status.update, spectra_dir=spectra)
     if result is None:
         return
     amended = f", amended {result.amended} cells of earlier experiments" if result.amended else ""

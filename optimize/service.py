@@ -388,15 +388,20 @@ def ingest(
     retrain_models: bool = True,
     progress: Callable[[str], None] | None = None,
     by: str | None = None,
+    spectra_dir: Path | None = None,
 ) -> IngestResult:
     """Validate and add a filled batch file, then retrain (two MLflow runs: ingest, retrain).
 
     With ``retrain_models=False`` only the batch is added (several batches at once); the next
-    ``suggest`` or ``predict`` retrains, since the model cache is keyed by data version.
+    ``suggest`` or ``predict`` retrains, since the model cache is keyed by data version. Spectra: the files its
+    ``spectrum`` column names (relative to it), else ``spectra_dir/<experiment_id>.csv`` where one exists.
     """
+    from optimize.campaign import read_spectra
     from optimize.validation import read_data_file
 
-    return ingest_data(config, read_data_file(Path(file)), str(file), retrain_models, progress, by=by)
+    data = read_data_file(Path(file))
+    spectra = read_spectra(data, str(file), Path(file).parent, spectra_dir)
+    return ingest_data(config, data, str(file), retrain_models, progress, by=by, spectra=spectra)
 
 
 def ingest_data(
@@ -407,12 +412,13 @@ def ingest_data(
     progress: Callable[[str], None] | None = None,
     parsed: ParsedBatches | None = None,
     by: str | None = None,
+    spectra: dict[str, bytes] | None = None,
 ) -> IngestResult:
     """:func:`ingest` for a batch CSV's bytes (``file`` names it in errors and in the ingest run; ``parsed`` as
     in :func:`suggest`; ``by``: who sends it, default the OS user)."""
     from optimize.tracking import start_run
 
-    added: BatchFile = add_batch(config, data, file, parsed, by=by)
+    added: BatchFile = add_batch(config, data, file, parsed, by=by, spectra=spectra)
     campaign = load_campaign(config, parsed)
     with start_run(config, "ingest", campaign.version) as run:
         run.params(
@@ -428,6 +434,8 @@ def ingest_data(
             {"n_experiments": len(campaign.experiments), "batch_rows": added.rows, "amended_cells": added.amended}
         )
         run.files([added.path], "batch")
+        if added.spectra:
+            run.json(dict(added.spectra), "batch/spectra_sha256.json")
     result = retrain(config, triggered_by=run.id, reselect=False, progress=progress) if retrain_models else None
     return IngestResult(added.path, added.rows, added.sha256, campaign.version, run.id, result, added.amended)
 

@@ -11,7 +11,7 @@ import difflib
 import io
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
@@ -24,6 +24,8 @@ STATUS = "status"  # "" or "ok": the synthesis gave a product; "failed": no prod
 STATUSES = ("", "ok", "failed")
 TEXT_COLUMNS = ("source", "notes")
 REASON = "reason"  # why an amendment row corrects a value already in the campaign
+SPECTRUM = "spectrum"  # an emission spectrum file (relative to the batch file): kiln reads peak and FWHM off it
+PEAK_TARGET, WIDTH_TARGET = "emission_nm", "fwhm_nm"  # the targets a spectrum gives (DESIGN.md, section 3)
 QUALIFIERS = ("", "<", ">", "~")
 MAX_BYTES = 10 * 1024 * 1024
 
@@ -174,22 +176,30 @@ def parse_table(
         One row per experiment, columns :func:`table_columns` (inputs typed, targets float with NaN
         for "not measured", qualifiers ``""``/``<``/``>``/``~``).
     """
-    return _parse(data, config, file, require_targets, existing_ids, allow_extra_categories, None).experiments
+    return _parse(data, config, file, require_targets, existing_ids, allow_extra_categories, None, None).experiments
 
 
-def parse_batch(data: bytes, config: CampaignConfig, file: str, existing: pd.DataFrame) -> ParsedBatch:
+def parse_batch(
+    data: bytes,
+    config: CampaignConfig,
+    file: str,
+    existing: pd.DataFrame | None,
+    spectra: Mapping[str, Any] | None = None,
+) -> ParsedBatch:
     """Parse and validate a batch for a campaign whose experiments so far are ``existing`` (its current view).
 
     A row whose ``experiment_id`` is in ``existing`` amends that experiment: a value in a cell that was empty is a
     late measurement (a target, or ``<input>_actual``); a different value in a filled cell is a correction and
     needs a ``reason``; an empty cell changes nothing; a planned input may be repeated but never changed. Other
-    rows are new experiments, as in :func:`parse_table`.
+    rows are new experiments, as in :func:`parse_table`. ``spectra``: experiment id -> its
+    :class:`~optimize.spectra.Spectrum` (read by the caller), whose peak and FWHM fill the row's ``emission_nm``
+    and ``fwhm_nm`` cells (those the campaign has as targets), which must then be empty.
 
     Raises:
         DataError: an invalid row, an unknown id in a file without inputs, an experiment twice in the file, a
             correction without a reason, a changed planned input, or a row that changes nothing.
     """
-    return _parse(data, config, file, True, (), False, existing)
+    return _parse(data, config, file, True, (), False, existing, spectra)
 
 
 def _parse(
@@ -200,6 +210,7 @@ def _parse(
     existing_ids: Iterable[str],
     allow_extra_categories: bool,
     existing: pd.DataFrame | None,
+    spectra: Mapping[str, Any] | None,
 ) -> ParsedBatch:
     text = _decode(data, file)
     rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -224,6 +235,8 @@ def _parse(
         optional += list(config.target_names)
     if existing is not None:
         optional.append(REASON)
+    if require_targets:
+        optional.append(SPECTRUM)
     known = required + optional
     seen: set[str] = set()
     for c, h in enumerate(header):
@@ -273,6 +286,7 @@ def _parse(
                     value=eid,
                 )
             ids.add(eid)
+            _fill_from_spectrum(cell, (spectra or {}).get(eid), config, file, line)
             if eid in old:
                 amendments += _amendment(cell, old[eid], config, file, line)
                 continue
@@ -351,6 +365,43 @@ def _parse(
         experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
     )
     return ParsedBatch(frame.reindex(columns=cols), pd.DataFrame(amendments, columns=AMENDMENT_COLUMNS))
+
+
+def _fill_from_spectrum(cell: dict[str, str], spectrum: Any, config: CampaignConfig, file: str, line: int) -> None:
+    """Write a spectrum's peak and FWHM into the row's empty target cells (``spectrum``: a
+    :class:`~optimize.spectra.Spectrum`, or ``None`` when the row names none)."""
+    if spectrum is None:
+        if cell.get(SPECTRUM):
+            raise DataError(
+                file,
+                "the spectrum file was not read",
+                "ingest with `kiln ingest` from the batch's folder (spectra cannot be sent over HTTP)",
+                row=line,
+                column=SPECTRUM,
+                value=cell[SPECTRUM],
+            )
+        return
+    given = {PEAK_TARGET: spectrum.peak_nm, WIDTH_TARGET: spectrum.fwhm_nm}
+    given = {name: v for name, v in given.items() if name in config.target_names}
+    if not given:
+        raise DataError(
+            file,
+            f"this campaign has no {PEAK_TARGET} or {WIDTH_TARGET} target to read off a spectrum",
+            "remove the spectrum, or add the target to the campaign config",
+            row=line,
+            column=SPECTRUM,
+        )
+    for name, value in given.items():
+        if cell.get(name):
+            raise DataError(
+                file,
+                f"both a value and a spectrum give {name}",
+                f"leave {name} empty: kiln reads it off the spectrum ({value:.4g})",
+                row=line,
+                column=name,
+                value=cell[name],
+            )
+        cell[name] = repr(round(float(value), 4))
 
 
 def _existing_rows(existing: pd.DataFrame | None, header: list[str], body: list[list[str]]) -> dict[str, dict]:

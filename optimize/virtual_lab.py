@@ -137,6 +137,19 @@ class VirtualLab:
         }
         return out
 
+    def spectrum(self, recipe: Mapping[str, Any], rng: np.random.Generator) -> bytes:
+        """An emission spectrum CSV (``wavelength_nm,intensity``, 350-800 nm every 0.5 nm) as a spectrometer
+        exports it: a Gaussian at the recipe's emission peak with its FWHM, on a small background, with noise
+        (``noise`` scales it); its peak and FWHM are what :meth:`truth` says, to within that noise."""
+        t = self.truth(recipe)
+        w = np.arange(350.0, 800.0 + 1e-9, 0.5)
+        sigma = t["fwhm_nm"] / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+        height = 1000.0 * max(t["plqy"], 1.0) / 100.0 + 50.0
+        signal = height * np.exp(-0.5 * ((w - t["emission_nm"]) / sigma) ** 2) + 20.0
+        counts = signal + rng.normal(0.0, 1.0 * self.noise, len(w)) * np.sqrt(signal) * 0.3
+        rows = "".join(f"{a:.1f},{b:.2f}\n" for a, b in zip(w, counts))
+        return ("wavelength_nm,intensity\n" + rows).encode()
+
 
 _DEFAULT = VirtualLab()
 _RNG = {"rng": np.random.default_rng(0)}
