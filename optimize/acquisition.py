@@ -41,6 +41,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
+from optimize.constraints import EncodedConstraints
 from optimize.kernels import use_prebuilt_kernel
 from optimize.models import FittedModels
 
@@ -375,7 +376,11 @@ class _Search:
         # step lowered the virtual-lab hypervolume after 32 experiments in 3 of 10 seeds, e.g. 0.92 -> 0.29)
         self.sobol = SobolEngine(dimension=len(self.encoder.cont_dims), scramble=True, seed=seed)
         # the local search's step per continuous feature: the configured step, else 1/64 of the range
-        self.search_steps = {j: self.steps.get(j, 1 / 64) for j in self.encoder.cont_dims}
+        self.cons = EncodedConstraints(config.linear_constraints, self.encoder)
+        # the local search moves the free inputs; an equality's dependent input follows (see optimize/constraints.py)
+        self.search_steps = {
+            j: self.steps.get(j, 1 / 64) for j in self.encoder.cont_dims if j not in self.cons.dependent
+        }
         self.n_raw = config.acquisition.raw_samples_per_combo
 
     def ranked(self, acqf, combos: list[Combo], avoid: Tensor, step: int) -> tuple[Tensor, Tensor]:
@@ -384,13 +389,20 @@ class _Search:
         cont_dims, cat_dims = enc.cont_dims, enc.cat_dims
         # 1. score Sobol points of the continuous inputs under every combination (already on the steps)
         base = self.sobol.draw(self.n_raw).to(torch.double)
-        X_raw = _round(combo_points(base, combos, enc), self.steps, enc)
+        X_raw = self.cons.repair(_round(combo_points(base, combos, enc), self.steps, enc))
+        combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
+        if self.cons:  # linear constraints: only recipes that satisfy them
+            ok = self.cons.feasible(X_raw)
+            X_raw, combo_of = X_raw[ok], combo_of[ok]
+            if len(X_raw) == 0:
+                return X_raw, torch.zeros(0, dtype=torch.double)
         v_raw = _evaluate(acqf, X_raw)
         # 2. polish the best starts by a local search on the steps (categories and condition values fixed)
         top = torch.argsort(v_raw, descending=True)[: settings.restarts]
-        combo_of = torch.arange(len(combos)).repeat_interleave(len(base))
         starts = [combos[i] for i in combo_of[top].tolist()]
-        polished = _round(_local_search(acqf, X_raw[top], starts, self.search_steps, settings.maxiter), self.steps, enc)
+        moved = _local_search(acqf, X_raw[top], starts, self.search_steps, settings.maxiter, self.cons)
+        polished = self.cons.repair(_round(moved, self.steps, enc))
+        polished = polished[self.cons.feasible(polished)]
         pool, pool_v = torch.cat([polished, X_raw]), torch.cat([_evaluate(acqf, polished), v_raw])
         # 3. drop candidates that duplicate a measured, pending or chosen recipe
         order = torch.argsort(pool_v, descending=True)
@@ -423,7 +435,10 @@ class _Search:
                     step_combos = [Combo({**c.fixed, j: u}) for c in combos for u in (used if step else [v])]
             pool, pool_v = self.ranked(build(pending, step), step_combos, avoid, step)
             if len(pool) == 0:
-                raise RuntimeError("every candidate duplicates a measured or pending recipe; widen the search space")
+                raise RuntimeError(
+                    "every candidate duplicates a measured or pending recipe or breaks a constraint; widen the search "
+                    "space"
+                )
             chosen.append(pool[0])
             values.append(float(pool_v[0]))
         return torch.stack(chosen), np.array(values)
@@ -490,7 +505,9 @@ def _propose_from_pool(
     return Proposal(X, np.array(values), kind)
 
 
-def _local_search(acqf, starts: Tensor, start_combos: list[Combo], steps: dict[int, float], max_rounds: int) -> Tensor:
+def _local_search(
+    acqf, starts: Tensor, start_combos: list[Combo], steps: dict[int, float], max_rounds: int, cons=None
+) -> Tensor:
     """Compass search on the grid of the configured steps from each start (``b x d``): each round tries every
     free continuous feature moved by +-``s`` steps (``s`` = 8 at first) and takes the best move if it improves,
     else halves ``s``; a start is done below one step or after ``max_rounds`` rounds. ``start_combos[i]`` holds
@@ -498,7 +515,9 @@ def _local_search(acqf, starts: Tensor, start_combos: list[Combo], steps: dict[i
 
     Needs no gradients, so it polishes alike whichever models won (gradient boosting included); a round is one
     batched evaluation of at most ``b x 6`` points (3 free features). L-BFGS-B took 3-5 s per recipe at 100
-    experiments. A feature without a step moves by 1/64 of its range.
+    experiments. A feature without a step moves by 1/64 of its range. With linear constraints (``cons``, an
+    :class:`~optimize.constraints.EncodedConstraints`) each move sets the equalities' dependent features and a move
+    that breaks a constraint is never taken.
     """
     X = starts.clone()
     value = _evaluate(acqf, X)
@@ -516,7 +535,11 @@ def _local_search(acqf, starts: Tensor, start_combos: list[Combo], steps: dict[i
         if not moves:
             break
         C, owner = torch.stack(moves), torch.tensor(owner)
-        v = _evaluate(acqf, C)
+        if cons:
+            C = cons.repair(C)
+            v = torch.where(cons.feasible(C), _evaluate(acqf, C), torch.tensor(-torch.inf, dtype=torch.double))
+        else:
+            v = _evaluate(acqf, C)
         for i in set(owner.tolist()):
             mine = (owner == i).nonzero().reshape(-1)
             best = mine[torch.argmax(v[mine])]
@@ -534,15 +557,23 @@ def _sobol_design(
     combos = enumerate_combos(config, encoder)
     cont_dims = encoder.cont_dims
     d = len(encoder.features)
+    cons = EncodedConstraints(config.linear_constraints, encoder)
     sobol = SobolEngine(dimension=len(cont_dims), scramble=True, seed=seed)
-    base = sobol.draw(n).to(torch.double)
     perm = torch.randperm(len(combos), generator=torch.Generator().manual_seed(seed)).tolist()
-    X = torch.zeros(n, d, dtype=torch.double)
-    X[:, cont_dims] = base
-    for i in range(n):
-        for j, v in combos[perm[i % len(combos)]].fixed.items():
-            X[i, j] = v
-    return Proposal(_round(X, _steps(config, encoder), encoder), np.full(n, np.nan), "sobol")
+    chosen: list[Tensor] = []
+    for _ in range(64):  # with constraints, Sobol points that break one are skipped
+        X = torch.zeros(n, d, dtype=torch.double)
+        X[:, cont_dims] = sobol.draw(n).to(torch.double)
+        for i in range(n):
+            for j, v in combos[perm[(len(chosen) + i) % len(combos)]].fixed.items():
+                X[i, j] = v
+        X = cons.repair(_round(X, _steps(config, encoder), encoder))
+        chosen += list(X[cons.feasible(X)])
+        if len(chosen) >= n:
+            break
+    if len(chosen) < n:
+        raise RuntimeError(f"only {len(chosen)} of {64 * n} Sobol recipes satisfy the constraints; relax them")
+    return Proposal(torch.stack(chosen[:n]), np.full(n, np.nan), "sobol")
 
 
 def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
@@ -559,4 +590,12 @@ def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
         for cond in config.applicable_conditions(recipe):
             for name, v in cond.set.items():
                 frame.loc[frame.index[i], name] = v
+    if any(c.op == "==" for c in config.linear_constraints):  # snapping must not break an equality
+        from optimize.constraints import dependents, solve_dependents
+
+        solved = dependents(config.linear_constraints).values()
+        for i, recipe in enumerate(frame.to_dict(orient="records")):
+            exact = solve_dependents(config.linear_constraints, recipe)
+            for name in solved:
+                frame.loc[frame.index[i], name] = round(exact[name], 12)
     return frame

@@ -62,12 +62,12 @@ class Problem:
 def virtual_lab_problem(config: CampaignConfig, noise: float = 1.0, missing_water: float = 0.0, lab=None) -> Problem:
     """The built-in virtual lab (needs the seed campaign's input and target names); ``lab``: a
     :class:`~optimize.virtual_lab.VirtualLab` to use instead (e.g. another lab's furnace offset)."""
-    from optimize.virtual_lab import VirtualLab
+    from optimize.virtual_lab import MixedHalideLab, VirtualLab
 
-    lab = lab or VirtualLab(noise=noise, missing_water=missing_water)
-    outputs = set(
-        lab.truth({"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "addition": None, "br_fraction": 1})
-    )
+    mixed = {"x_cl", "x_br", "x_i"} <= set(config.input_names)  # CsPb(Cl,Br,I)3 under x_cl + x_br + x_i == 1
+    lab = lab or (MixedHalideLab if mixed else VirtualLab)(noise=noise, missing_water=missing_water)
+    probe = {"temperature_c": 600, "k_ratio": 0, "carbonate": "none", "addition": None, "br_fraction": 1}
+    outputs = set(lab.truth({**probe, "x_cl": 0.0, "x_br": 1.0, "x_i": 0.0}))
     missing = [t for t in config.target_names if t not in outputs]
     if missing:
         raise BenchmarkError(f"the virtual lab does not simulate {missing}; pass --oracle FILE.py or --lookup FILE.csv")
@@ -187,17 +187,47 @@ def apply_conditions(config: CampaignConfig, recipe: Recipe) -> Recipe:
 
 
 def _from_unit(config: CampaignConfig, u: np.ndarray) -> Recipe:
-    """A point of the unit cube (one coordinate per input) -> a valid recipe."""
+    """A point of the unit cube (one coordinate per input) -> a recipe (equalities' dependent inputs solved)."""
     recipe: Recipe = {}
     for inp, x in zip(config.inputs, u):
         if isinstance(inp, ContinuousInput):
             recipe[inp.name] = float(inp.snap(inp.lower + float(x) * (inp.upper - inp.lower)))
         else:
             recipe[inp.name] = inp.choices[min(int(x * len(inp.choices)), len(inp.choices) - 1)]
-    return apply_conditions(config, recipe)
+    return satisfy(config, apply_conditions(config, recipe))
+
+
+def satisfy(config: CampaignConfig, recipe: Recipe) -> Recipe:
+    """``recipe`` with each linear equality's dependent input solved from the others (see optimize/constraints)."""
+    if not any(c.op == "==" for c in config.linear_constraints):
+        return recipe
+    from optimize.constraints import dependents, solve_dependents
+
+    exact = solve_dependents(config.linear_constraints, recipe)
+    return {**recipe, **{name: round(exact[name], 12) for name in dependents(config.linear_constraints).values()}}
+
+
+def feasible(config: CampaignConfig, recipe: Recipe) -> bool:
+    """The recipe satisfies the linear constraints and its continuous inputs lie in their ranges (or at a
+    condition's value)."""
+    from optimize.constraints import violations
+
+    if not config.constraints:
+        return True
+    for inp in config.inputs:
+        fixed = any(inp.name in c.set for c in config.applicable_conditions(recipe))
+        if (
+            isinstance(inp, ContinuousInput)
+            and not fixed
+            and not inp.lower - 1e-9 <= recipe[inp.name] <= inp.upper + 1e-9
+        ):
+            return False
+    return not violations(config.linear_constraints, recipe, 1e-9)
 
 
 def sobol_recipes(config: CampaignConfig, n: int, seed: int, skip: int = 0) -> list[Recipe]:
+    """``n`` recipes from a scrambled Sobol sequence (after ``skip`` points), skipping those that break a
+    constraint."""
     import warnings
 
     from scipy.stats import qmc
@@ -205,14 +235,27 @@ def sobol_recipes(config: CampaignConfig, n: int, seed: int, skip: int = 0) -> l
     engine = qmc.Sobol(d=len(config.inputs), scramble=True, seed=seed)
     if skip:
         engine.fast_forward(skip)
-    with warnings.catch_warnings():  # batches of 4 or 8 are not powers of two by design; fine here
-        warnings.simplefilter("ignore", UserWarning)
-        points = engine.random(n)
-    return [_from_unit(config, u) for u in points]
+    out: list[Recipe] = []
+    for _ in range(64):
+        with warnings.catch_warnings():  # batches of 4 or 8 are not powers of two by design; fine here
+            warnings.simplefilter("ignore", UserWarning)
+            points = engine.random(n)
+        out += [r for r in (_from_unit(config, u) for u in points) if feasible(config, r)]
+        if len(out) >= n:
+            return out[:n]
+    raise BenchmarkError(f"few Sobol recipes satisfy the constraints ({len(out)} of {64 * n}); relax them")
 
 
 def random_recipes(config: CampaignConfig, n: int, rng: np.random.Generator) -> list[Recipe]:
-    return [_from_unit(config, rng.random(len(config.inputs))) for _ in range(n)]
+    """``n`` uniformly random recipes that satisfy the constraints."""
+    out: list[Recipe] = []
+    for _ in range(1000 * n):
+        recipe = _from_unit(config, rng.random(len(config.inputs)))
+        if feasible(config, recipe):
+            out.append(recipe)
+            if len(out) == n:
+                return out
+    raise BenchmarkError("random recipes rarely satisfy the constraints; relax them")
 
 
 def best_attainable(problem: Problem, n_per_dim: int = 4096, seed: int = 12345) -> np.ndarray:
@@ -292,18 +335,35 @@ class TPEStrategy(Strategy):
         self.trials: list = []
 
     def _ask(self) -> tuple[Any, Recipe]:
-        trial = self.study.ask()
-        recipe: Recipe = {}
-        for inp in self.config.inputs:  # in config order, so a condition's "when" is decided first
-            if isinstance(inp, CategoricalInput):
-                if any(inp.name in c.inactive for c in self.config.applicable_conditions(recipe)):
-                    continue
-                recipe[inp.name] = trial.suggest_categorical(inp.name, list(inp.choices))
-        apply_conditions(self.config, recipe)
-        for inp in self.config.inputs:
-            if isinstance(inp, ContinuousInput) and inp.name not in recipe:
-                recipe[inp.name] = trial.suggest_float(inp.name, inp.lower, inp.upper, step=inp.step)
-        return trial, recipe
+        """A trial and its recipe; with linear constraints, the equalities' dependent inputs are solved from the
+        others and a trial whose recipe breaks a constraint is told infeasible and asked again."""
+        from optimize.constraints import dependents
+
+        solved = set(dependents(self.config.linear_constraints).values())
+        for _ in range(1000):
+            trial = self.study.ask()
+            recipe: Recipe = {}
+            for inp in self.config.inputs:  # in config order, so a condition's "when" is decided first
+                if isinstance(inp, CategoricalInput):
+                    if any(inp.name in c.inactive for c in self.config.applicable_conditions(recipe)):
+                        continue
+                    recipe[inp.name] = trial.suggest_categorical(inp.name, list(inp.choices))
+            apply_conditions(self.config, recipe)
+            for inp in self.config.inputs:
+                if isinstance(inp, ContinuousInput) and inp.name not in recipe:
+                    recipe[inp.name] = (
+                        0.0
+                        if inp.name in solved
+                        else trial.suggest_float(inp.name, inp.lower, inp.upper, step=inp.step)
+                    )
+            recipe = satisfy(self.config, recipe)
+            if feasible(self.config, recipe):
+                return trial, recipe
+            # told as the reference point and marked infeasible (TPE ranks such trials last), so TPE learns
+            # where not to look; told FAIL, it was ignored and kept asking for the same corner
+            trial.set_constraint("linear_constraints", 1.0)
+            self.study.tell(trial, [t.objective_reference for t in self.config.targets])
+        raise BenchmarkError("TPE keeps proposing recipes that break the constraints; relax them")
 
     def propose(self, history: Campaign, n: int, batch: int) -> list[Recipe]:
         if self.problem.pool is not None:

@@ -305,6 +305,10 @@ class CampaignConfig(_Frozen):
     conditions: tuple[Condition, ...] = ()
     targets: tuple[Target, ...]
     outcome_constraints: tuple[OutcomeConstraint, ...] = ()
+    # linear constraints on continuous inputs, e.g. "x_cl + x_br + x_i == 1" (optimize/constraints.py)
+    constraints: tuple[str, ...] = ()
+    # how far a recorded recipe may miss a constraint (in the inputs' units) before ingest refuses it
+    constraint_tolerance: float = Field(default=1e-3, ge=0)
     prior: Prior | None = None
     acquisition: AcquisitionSettings = AcquisitionSettings()
     models: ModelSettings = ModelSettings()
@@ -366,6 +370,7 @@ class CampaignConfig(_Frozen):
             raise ValueError(
                 f"inputs: {TASK!r} is the model input that marks prior rows; rename that input or drop 'prior'"
             )
+        self.linear_constraints  # parses and checks them (names, feasibility)
         uses_descriptors = any(c.endswith("-descriptors") for c in self.models.candidates)
         has_descriptors = any(isinstance(i, CategoricalInput) and i.descriptors for i in self.inputs)
         if uses_descriptors and not has_descriptors:
@@ -383,6 +388,36 @@ class CampaignConfig(_Frozen):
     @cached_property
     def target_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets)
+
+    @cached_property
+    def linear_constraints(self) -> tuple:
+        """The ``constraints`` parsed (:class:`~optimize.constraints.LinearConstraint`), checked against the inputs.
+
+        Raises:
+            ValueError: a constraint that cannot be read, names an unknown or categorical input, or a set of them
+                that no recipe within the inputs' ranges satisfies.
+        """
+        from optimize.constraints import infeasible, parse_constraint
+
+        by_name = {i.name: i for i in self.inputs}
+        parsed = []
+        for k, text in enumerate(self.constraints):
+            c = parse_constraint(text)
+            for name, _ in c.coefs:
+                if not isinstance(by_name.get(name), ContinuousInput):
+                    kind = "a categorical input" if name in by_name else "not an input"
+                    raise ValueError(f"constraints[{k}] {text!r}: {name!r} is {kind}{_hint(name, by_name)}")
+            parsed.append(c)
+        if parsed:
+            named = {n for c in parsed for n, _ in c.coefs}
+            bounds = {n: (by_name[n].lower, by_name[n].upper) for n in sorted(named)}
+            if infeasible(parsed, bounds):
+                ranges = ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, (lo, hi) in bounds.items())
+                raise ValueError(
+                    f"constraints: no recipe with {ranges} satisfies {[c.text for c in parsed]}; widen a range or "
+                    "relax a constraint"
+                )
+        return tuple(parsed)
 
     def input(self, name: str) -> ContinuousInput | CategoricalInput:
         for i in self.inputs:

@@ -109,12 +109,15 @@ def sobol_candidates(config: CampaignConfig, encoder, combos, n_per_combo: int, 
     """``step -> C x d``: fresh Sobol points of the continuous inputs under every combination, on the steps,
     without repeats; one scrambled sequence continued from step to step."""
     from optimize.acquisition import _round, _steps, combo_points
+    from optimize.constraints import EncodedConstraints
 
     engine = SobolEngine(dimension=len(encoder.cont_dims), scramble=True, seed=seed)
     steps = _steps(config, encoder)
+    cons = EncodedConstraints(config.linear_constraints, encoder)
 
     def draw(step: int) -> Tensor:
         base = engine.draw(n_per_combo).to(torch.double)
-        return torch.unique(_round(combo_points(base, combos, encoder), steps, encoder), dim=0)
+        X = cons.repair(_round(combo_points(base, combos, encoder), steps, encoder))
+        return torch.unique(X[cons.feasible(X)], dim=0)  # only recipes that satisfy the linear constraints
 
     return draw

@@ -337,6 +337,8 @@ def _parse(
                     )
             elif isinstance(inp, CategoricalInput) and v == "" and not _inactive(inp.name, rec, config):
                 raise DataError(file, "value is missing", f"use one of {list(inp.choices)}", row=line, column=inp.name)
+        if require_targets:
+            _check_constraints(rec, config, file, line)
         for inp in config.inputs:
             if not isinstance(inp, ContinuousInput):
                 continue
@@ -365,6 +367,24 @@ def _parse(
         experiment_columns(config) if require_targets else [c for c in experiment_columns(config) if c in frame.columns]
     )
     return ParsedBatch(frame.reindex(columns=cols), pd.DataFrame(amendments, columns=AMENDMENT_COLUMNS))
+
+
+def _check_constraints(rec: dict[str, object], config: CampaignConfig, file: str, line: int) -> None:
+    """A planned recipe must satisfy the campaign's linear constraints (within ``constraint_tolerance``)."""
+    from optimize.constraints import violations
+
+    if not config.constraints:
+        return
+    for c, amount in violations(config.linear_constraints, rec, config.constraint_tolerance):
+        values = ", ".join(f"{name} = {rec[name]:g}" for name, _ in c.coefs)
+        raise DataError(
+            file,
+            f"breaks the constraint {c.text!r} by {amount:.3g} ({values}; tolerance {config.constraint_tolerance:g})",
+            "correct the values, or change the campaign's constraints or constraint_tolerance",
+            row=line,
+            column=c.coefs[0][0],
+            value=rec[c.coefs[0][0]],
+        )
 
 
 def _fill_from_spectrum(cell: dict[str, str], spectrum: Any, config: CampaignConfig, file: str, line: int) -> None:

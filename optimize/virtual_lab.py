@@ -151,6 +151,37 @@ class VirtualLab:
         return ("wavelength_nm,intensity\n" + rows).encode()
 
 
+@dataclass(frozen=True)
+class MixedHalideLab(VirtualLab):
+    """The virtual lab for CsPb(Cl_a Br_b I_c)3 with ``x_cl + x_br + x_i = 1`` (inputs ``x_cl``, ``x_br``, ``x_i``
+    instead of ``br_fraction``): the CsPbBr3 lab's temperature, carbonate and addition effects, times halide terms.
+
+    - emission: the band gap mixes linearly in energy with a small bowing (CsPbCl3 410 nm, CsPbBr3 512 nm, CsPbI3
+      690 nm), red-shifted by particle growth with temperature as in the bromide lab;
+    - PLQY: chloride quenches (x 0.45 for pure Cl), iodide less (x 0.65), and mixing loses to phase segregation;
+    - FWHM: a constant width in energy (the bromide width at 512 nm scales with the wavelength squared), broadened
+      by mixing;
+    - water retention: iodide-rich crystals degrade (x 0.85 for pure I).
+    """
+
+    def truth(self, recipe: Mapping[str, Any]) -> dict[str, float]:
+        a, b, c = (float(recipe.get(k) or 0.0) for k in ("x_cl", "x_br", "x_i"))
+        total = a + b + c
+        a, b, c = (a / total, b / total, c / total) if total > 0 else (0.0, 1.0, 0.0)
+        base = super().truth({**recipe, "br_fraction": 1.0})
+        mixing = a * b + b * c + 1.5 * a * c
+        gap = 3.02 * a + 2.42 * b + 1.80 * c - 0.3 * (a * b + b * c + a * c)
+        T = float(recipe["temperature_c"]) + self.furnace_offset_c
+        emission = 1239.84 / gap + 0.02 * (T - 600.0)
+        return {
+            "plqy": base["plqy"] * max(1.0 - 0.55 * a - 0.35 * c - 1.2 * mixing, 0.05),
+            "fwhm_nm": base["fwhm_nm"] * (emission / 512.0) ** 2 + 14.0 * mixing,
+            "dispersibility": base["dispersibility"],
+            "water_retention": base["water_retention"] * (1.0 - 0.15 * c),
+            "emission_nm": emission,
+        }
+
+
 _DEFAULT = VirtualLab()
 _RNG = {"rng": np.random.default_rng(0)}
 
