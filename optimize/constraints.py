@@ -233,3 +233,43 @@ class EncodedConstraints:
         for j in self.dependent:
             ok &= (X[:, j] >= -self.tolerance) & (X[:, j] <= 1 + self.tolerance)
         return ok
+
+
+def eliminated(
+    constraints: tuple[LinearConstraint, ...], bounds: Mapping[str, tuple[float, float]]
+) -> tuple[dict[str, tuple[dict[str, float], float]], list[LinearConstraint]]:
+    """The equalities turned into derived inputs, for tools without equality constraints (Ax):
+    ``({dependent: (coefs over the other inputs, constant)}, inequalities)``, where each dependent equals
+    ``constant + sum(coef * x)``; the inequalities are the original ones with the dependents substituted plus each
+    dependent's range (``bounds``: name -> (lower, upper)) written over the other inputs."""
+    derived: dict[str, tuple[dict[str, float], float]] = {}
+
+    def substitute(coefs: Mapping[str, float], constant: float) -> tuple[dict[str, float], float]:
+        out: dict[str, float] = {}
+        for name, a in coefs.items():
+            if name in derived:
+                sub, c0 = derived[name]
+                constant += a * c0
+                for n, b in sub.items():
+                    out[n] = out.get(n, 0.0) + a * b
+            else:
+                out[name] = out.get(name, 0.0) + a
+        return {k: v for k, v in out.items() if abs(v) > 1e-12}, constant
+
+    for k, name in dependents(constraints).items():
+        c = constraints[k]
+        a = dict(c.coefs)[name]
+        rest = {n: -b / a for n, b in c.coefs if n != name}
+        derived[name] = substitute(rest, c.rhs / a)
+    inequalities = []
+    for c in constraints:
+        if c.op == "==":
+            continue
+        coefs, constant = substitute(dict(c.coefs), 0.0)
+        inequalities.append(LinearConstraint(tuple(coefs.items()), c.op, c.rhs - constant, c.text))
+    for name, (coefs, constant) in derived.items():
+        lo, hi = bounds[name]
+        text = f"{name} in [{lo:g}, {hi:g}]"
+        inequalities.append(LinearConstraint(tuple(coefs.items()), "<=", hi - constant, text))
+        inequalities.append(LinearConstraint(tuple(coefs.items()), ">=", lo - constant, text))
+    return derived, inequalities

@@ -39,12 +39,15 @@ from optimize.benchmark import (
     Recipe,
     Strategy,
     apply_conditions,
+    feasible,
     recipe_key,
     register,
+    satisfy,
     told_rows,
 )
 from optimize.campaign import Campaign
 from optimize.config import CampaignConfig, CategoricalInput, ContinuousInput
+from optimize.constraints import eliminated
 
 INSTALL_HINT = "install the optional extra: pip install -e '.[peers]'"
 
@@ -72,7 +75,11 @@ def as_run(problem: Problem, recipe: Mapping, taken: set[tuple]) -> Recipe:
             out[inp.name] = (
                 float(inp.snap(min(max(float(v), inp.lower), inp.upper))) if isinstance(inp, ContinuousInput) else v
             )
-        return apply_conditions(config, out)
+        out = satisfy(config, apply_conditions(config, out))  # snapping must not break an equality
+        if not feasible(config, out):  # nor an inequality: then run the proposal as proposed, unsnapped
+            raw = {i.name: _plain(recipe.get(i.name)) for i in config.inputs}
+            out = satisfy(config, apply_conditions(config, raw))
+        return out
     pool = problem.pool
     free = [
         i
@@ -125,7 +132,7 @@ class AxStrategy(_Peer):
     def __init__(self, problem: Problem, seed: int) -> None:
         try:
             from ax.api.client import Client
-            from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+            from ax.api.configs import ChoiceParameterConfig, DerivedParameterConfig, RangeParameterConfig
         except ImportError:
             raise BenchmarkError(f"the ax strategy needs ax-platform; {INSTALL_HINT}") from None
         super().__init__(problem, seed)
@@ -133,9 +140,17 @@ class AxStrategy(_Peer):
             if name == "ax" or name.startswith(("ax.", "pyro")):
                 logging.getLogger(name).setLevel(logging.ERROR)
         cfg = self.config
+        # Ax takes no equality constraints: each equality's dependent input becomes a derived parameter and its
+        # range an inequality over the others (optimize/constraints.py, eliminated)
+        bounds = {i.name: (i.lower, i.upper) for i in cfg.inputs if isinstance(i, ContinuousInput)}
+        derived, inequalities = eliminated(cfg.linear_constraints, bounds)
         params: list[Any] = []
         for inp in cfg.inputs:
-            if isinstance(inp, ContinuousInput):
+            if inp.name in derived:
+                coefs, constant = derived[inp.name]
+                expression = " + ".join([f"{constant!r}", *(f"{a!r} * {n}" for n, a in coefs.items())])
+                params.append(DerivedParameterConfig(name=inp.name, expression_str=expression, parameter_type="float"))
+            elif isinstance(inp, ContinuousInput):
                 params.append(
                     RangeParameterConfig(
                         name=inp.name, bounds=(float(inp.lower), float(inp.upper)), parameter_type="float"
@@ -148,7 +163,11 @@ class AxStrategy(_Peer):
                     )
                 )
         self.client = Client(random_seed=seed)
-        self.client.configure_experiment(parameters=params, name=f"kiln-{cfg.name}")
+        self.client.configure_experiment(
+            parameters=params,
+            parameter_constraints=[_ax_constraint(c) for c in inequalities] or None,
+            name=f"kiln-{cfg.name}",
+        )
         objectives, thresholds = [], []
         for t in cfg.targets:
             sign = "-" if t.direction == "minimize" else ""
@@ -218,7 +237,17 @@ class BayBEStrategy(_Peer):
                     NumericalDiscreteParameter(name=inp.name, values=sorted(set(pool[inp.name].astype(float))))
                 )
         if pool is None:
-            space = SearchSpace.from_product(params)
+            from baybe.constraints import ContinuousLinearConstraint
+
+            operator = {"==": "=", "<=": "<=", ">=": ">="}
+            constraints = [
+                ContinuousLinearConstraint(
+                    parameters=[n for n, _ in c.coefs], operator=operator[c.op], coefficients=[a for _, a in c.coefs],
+                    rhs=c.rhs,
+                )
+                for c in cfg.linear_constraints
+            ]  # fmt: skip
+            space = SearchSpace.from_product(params, constraints=constraints or None)
         else:
             rows = pd.DataFrame([_complete(cfg, r) for r in pool[list(cfg.input_names)].to_dict(orient="records")])
             space = SearchSpace.from_dataframe(rows, params)
@@ -248,6 +277,18 @@ class BayBEStrategy(_Peer):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.campaign.add_measurements(pd.DataFrame(rows), numerical_measurements_must_be_within_tolerance=False)
+
+
+def _ax_constraint(c) -> str:
+    """A :class:`~optimize.constraints.LinearConstraint` in Ax's syntax: space-separated terms, ``2*x`` one token."""
+    tokens: list[str] = []
+    for k, (name, a) in enumerate(c.coefs):
+        term = name if abs(a) == 1 else f"{abs(a):g}*{name}"
+        if k == 0:
+            tokens.append(term if a > 0 else f"-{abs(a):g}*{name}")
+        else:
+            tokens += ["+" if a > 0 else "-", term]
+    return " ".join([*tokens, c.op, f"{c.rhs:g}"])
 
 
 def _plain(v: Any) -> Any:
