@@ -131,7 +131,6 @@ def test_benchmark_strategies_keep_to_the_constraints(tmp_path, strategy):
 @pytest.mark.parametrize("peer", ["ax", "baybe"])
 def test_peers_are_given_the_constraints(tmp_path, peer):
     """Ax: equalities as derived parameters, the rest as parameter constraints; BayBE: ContinuousLinearConstraint."""
-    pytest.importorskip("ax" if peer == "ax" else "baybe")
     config = load_config(mixed_campaign(tmp_path))
     settings = BenchmarkSettings((peer,), (0,), n_initial=4, batches=1, batch_size=2)
     cell = run_cell(virtual_lab_problem(config), settings, 0, peer)
