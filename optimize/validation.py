@@ -229,7 +229,8 @@ def _parse(
     optional = [ID, BATCH, STATUS, *TEXT_COLUMNS, *(qualifier_column(t) for t in config.target_names)]
     optional += [actual_column(n) for n in _continuous(config)]
     if require_targets:
-        required = [ID, *input_cols, *target_cols]
+        read_off = (PEAK_TARGET, WIDTH_TARGET) if spectra else ()  # the spectra give these: their columns may be absent
+        required = [ID, *input_cols, *(t for t in target_cols if t not in read_off)]
     else:
         required = input_cols
         optional += list(config.target_names)
