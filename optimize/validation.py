@@ -344,18 +344,8 @@ def _parse(
             if not isinstance(inp, ContinuousInput):
                 continue
             rec[planned_column(inp.name)] = math.nan
-            text = cell.get(actual_column(inp.name), "")
-            if text:
-                a = _float(text, file, line, actual_column(inp.name))
-                if not inp.lower <= a <= inp.upper:
-                    raise DataError(
-                        file,
-                        f"outside the search space [{inp.lower}, {inp.upper}]",
-                        "correct the value or widen the range in the campaign config",
-                        row=line,
-                        column=actual_column(inp.name),
-                        value=a,
-                    )
+            a = _actual(cell, inp, file, line)
+            if a is not None:
                 rec[planned_column(inp.name)], rec[inp.name] = rec[inp.name], a
         status = rec[STATUS] = _status(cell, file, line)
         for t in config.targets:
@@ -493,22 +483,11 @@ def _amendment(cell: dict[str, str], old: dict, config: CampaignConfig, file: st
                 column=inp.name,
                 value=text,
             )
-    for name in _continuous(config):
-        text = cell.get(actual_column(name), "")
-        if text:
-            inp = next(i for i in config.inputs if i.name == name)
-            a = _float(text, file, line, actual_column(name))
-            if not inp.lower <= a <= inp.upper:
-                raise DataError(
-                    file,
-                    f"outside the search space [{inp.lower}, {inp.upper}]",
-                    "correct the value or widen the range in the campaign config",
-                    row=line,
-                    column=actual_column(name),
-                    value=a,
-                )
-            reached = old[name] if not math.isnan(old.get(planned_column(name), math.nan)) else None
-            change(actual_column(name), a, reached)
+    for inp in config.inputs:
+        a = _actual(cell, inp, file, line) if isinstance(inp, ContinuousInput) else None
+        if a is not None:
+            reached = old[inp.name] if not math.isnan(old.get(planned_column(inp.name), math.nan)) else None
+            change(actual_column(inp.name), a, reached)
     status = _status(cell, file, line)
     if status and status != (old[STATUS] or "ok"):
         change(STATUS, status, old[STATUS] or "ok")
@@ -548,6 +527,24 @@ def _amendment(cell: dict[str, str], old: dict, config: CampaignConfig, file: st
             value=f"{c['qualifier']}{c['value']}",
         )
     return changes
+
+
+def _actual(cell: dict[str, str], inp: ContinuousInput, file: str, line: int) -> float | None:
+    """The ``<input>_actual`` value of a row (``None`` when empty), checked against the input's range."""
+    text = cell.get(actual_column(inp.name), "")
+    if not text:
+        return None
+    a = _float(text, file, line, actual_column(inp.name))
+    if not inp.lower <= a <= inp.upper:
+        raise DataError(
+            file,
+            f"outside the search space [{inp.lower}, {inp.upper}]",
+            "correct the value or widen the range in the campaign config",
+            row=line,
+            column=actual_column(inp.name),
+            value=a,
+        )
+    return a
 
 
 def _status(cell: dict[str, str], file: str, line: int) -> str:

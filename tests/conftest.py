@@ -33,6 +33,23 @@ SMALL_SELECTION = {
 }
 
 
+def run_kiln(env: dict[str, str], *args: str, timeout: float = 600):
+    """``kiln --quiet ARGS`` in a subprocess with ``env``; asserts it succeeded and returns the completed process."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "optimize.cli", "--quiet", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert res.returncode == 0, res.stderr
+    return res
+
+
 def free_port() -> int:
     """A free TCP port on loopback, for a server a test starts."""
     with socket.socket() as s:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, free_port, make_campaign
+from tests.conftest import ROOT, free_port, make_campaign, run_kiln
 from tests.test_ui import UI
 
 PG_PASSWORD = "pg-test-password-7"
@@ -72,19 +72,6 @@ class Postgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _kiln(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [sys.executable, "-m", "optimize.cli", "--quiet", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr
-    return res
-
-
 def _renamed(config_path: Path, name: str) -> Path:
     raw = yaml.safe_load(config_path.read_text())
     raw["name"] = name
@@ -121,14 +108,18 @@ def test_two_campaigns_track_through_an_mlflow_server_on_postgresql(tmp_path, mo
             public["MLFLOW_TRACKING_URI"] = ui.url
             env = public | {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
             # campaign A: a retrain (metrics, model files), then a suggestion that loads those files back
-            _kiln(env, "retrain", "--config", str(lab_a))
-            suggested = json.loads(_kiln(env, "suggest", "-n", "2", "--format", "json", "--config", str(lab_a)).stdout)
+            run_kiln(env, "retrain", "--config", str(lab_a))
+            suggested = json.loads(
+                run_kiln(env, "suggest", "-n", "2", "--format", "json", "--config", str(lab_a)).stdout
+            )
             assert len(suggested["suggestions"]) == 2
             # campaign B: an ingest, a benchmark and a history with plots
-            _kiln(env, "ingest", str(batch), "--no-retrain", "--config", str(lab_b))
-            _kiln(env, "benchmark", "--strategies", "random", "--seeds", "1", "--batches", "1", "--config", str(lab_b))
-            _kiln(env, "history", "--plot", str(tmp_path / "plots"), "--config", str(lab_b))
-            history = json.loads(_kiln(env, "history", "--format", "json", "--config", str(lab_a)).stdout)
+            run_kiln(env, "ingest", str(batch), "--no-retrain", "--config", str(lab_b))
+            run_kiln(
+                env, "benchmark", "--strategies", "random", "--seeds", "1", "--batches", "1", "--config", str(lab_b)
+            )
+            run_kiln(env, "history", "--plot", str(tmp_path / "plots"), "--config", str(lab_b))
+            history = json.loads(run_kiln(env, "history", "--format", "json", "--config", str(lab_a)).stdout)
 
             monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
             monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)

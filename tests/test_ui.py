@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, run_kiln
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -191,15 +191,7 @@ def test_shared_server_mode_two_chemists_one_history(config_path, tmp_path):
     with UI(config_path) as server:
         env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
         for cfg, out in ((config_path, tmp_path / "p1"), (second, tmp_path / "p2")):
-            res = subprocess.run(
-                [sys.executable, "-m", "optimize.cli", "--quiet", "history", "--plot", str(out), "--config", str(cfg)],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            assert res.returncode == 0, res.stderr
+            run_kiln(env, "history", "--plot", str(out), "--config", str(cfg))
         client = MlflowClient(tracking_uri=server.url)
         exp = client.get_experiment_by_name("cspbbr3_sio2")
         runs = client.search_runs([exp.experiment_id], "tags.`kiln.kind` = 'history'")
