@@ -229,8 +229,9 @@ def _parse(
     optional = [ID, BATCH, STATUS, *TEXT_COLUMNS, *(qualifier_column(t) for t in config.target_names)]
     optional += [actual_column(n) for n in _continuous(config)]
     if require_targets:
-        read_off = (PEAK_TARGET, WIDTH_TARGET) if spectra else ()  # the spectra give these: their columns may be absent
+        read_off = [t for t in target_cols if t in (PEAK_TARGET, WIDTH_TARGET)] if spectra else []
         required = [ID, *input_cols, *(t for t in target_cols if t not in read_off)]
+        optional += read_off  # the spectra give these: their columns may be absent
     else:
         required = input_cols
         optional += list(config.target_names)

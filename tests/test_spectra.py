@@ -85,7 +85,9 @@ def test_a_batch_names_its_spectra_and_kiln_reads_fwhm_off_them(config, config_p
     data = spectrum_csv(gaussian(515.0, 23.4) + 20)
     (tmp_path / "spectra" / "s1.csv").write_bytes(data)
     batch = tmp_path / "batch.csv"
-    batch.write_text(HEADER + "water_retention,spectrum\nlab-1,L,600,1,K2CO3,internal,1,80,,1,0.9,spectra/s1.csv\n")
+    # no fwhm_nm column: the spectrum gives it
+    header = HEADER.replace("fwhm_nm,", "")
+    batch.write_text(header + "water_retention,spectrum\nlab-1,L,600,1,K2CO3,internal,1,80,1,0.9,spectra/s1.csv\n")
     added = ingest_batch(config, batch)
     campaign = load_campaign(config)
     row = campaign.experiments.set_index("experiment_id").loc["lab-1"]
