@@ -593,9 +593,8 @@ def recipes_frame(config: CampaignConfig, encoder, X: Tensor) -> pd.DataFrame:
     if any(c.op == "==" for c in config.linear_constraints):  # snapping must not break an equality
         from optimize.constraints import dependents, solve_dependents
 
-        solved = dependents(config.linear_constraints).values()
+        solved = list(dependents(config.linear_constraints).values())
         for i, recipe in enumerate(frame.to_dict(orient="records")):
             exact = solve_dependents(config.linear_constraints, recipe)
-            for name in solved:
-                frame.loc[frame.index[i], name] = round(exact[name], 12)
+            frame.loc[frame.index[i], solved] = [exact[n] for n in solved]
     return frame

@@ -201,10 +201,9 @@ def satisfy(config: CampaignConfig, recipe: Recipe) -> Recipe:
     """``recipe`` with each linear equality's dependent input solved from the others (see optimize/constraints)."""
     if not any(c.op == "==" for c in config.linear_constraints):
         return recipe
-    from optimize.constraints import dependents, solve_dependents
+    from optimize.constraints import solve_dependents
 
-    exact = solve_dependents(config.linear_constraints, recipe)
-    return {**recipe, **{name: round(exact[name], 12) for name in dependents(config.linear_constraints).values()}}
+    return solve_dependents(config.linear_constraints, recipe)
 
 
 def feasible(config: CampaignConfig, recipe: Recipe) -> bool:

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from optimize.config import CampaignConfig, ContinuousInput
+from optimize.config import CampaignConfig, ContinuousInput, _hint
 from optimize.errors import DataError
 from optimize.fileio import atomic_write, campaign_lock, sha256
 from optimize.validation import (
@@ -167,7 +167,7 @@ def cell_history(campaign: Campaign, experiment_id: str) -> pd.DataFrame:
     config, experiments = campaign.config, campaign.experiments
     hits = experiments.index[experiments[ID] == experiment_id]
     if not len(hits):
-        close = _did_you_mean(experiment_id, list(experiments[ID]))
+        close = _hint(experiment_id, list(experiments[ID]))
         raise KilnError(f"no experiment {experiment_id!r} in {config.name}{close}; `kiln history` lists them")
     i = int(hits[0])
     row = experiments.loc[i]
@@ -231,13 +231,6 @@ def cell_history(campaign: Campaign, experiment_id: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out, columns=CELL_HISTORY_COLUMNS)
-
-
-def _did_you_mean(value: str, options: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def ledger_columns(config: CampaignConfig) -> list[str]:

@@ -164,14 +164,16 @@ def dependents(constraints: tuple[LinearConstraint, ...]) -> dict[int, str]:
     return out
 
 
-def solve_dependents(constraints: tuple[LinearConstraint, ...], recipe: dict[str, float]) -> dict[str, float]:
-    """``recipe`` (raw units) with each equality's dependent input solved from the others, in order."""
+def solve_dependents(constraints: tuple[LinearConstraint, ...], recipe: Mapping[str, object]) -> dict[str, object]:
+    """``recipe`` (raw units) with each equality's dependent input solved from the others, in order, and rounded to
+    12 decimals (so that values snapped to their steps print as such); other entries as they were."""
     out = dict(recipe)
-    for k, name in dependents(constraints).items():
+    solved = dependents(constraints)
+    for k, name in solved.items():
         c = constraints[k]
         coef = dict(c.coefs)[name]
         out[name] = (c.rhs - sum(a * float(out[n]) for n, a in c.coefs if n != name)) / coef
-    return out
+    return {**out, **{name: round(out[name], 12) for name in solved.values()}}
 
 
 class EncodedConstraints:
