@@ -111,6 +111,8 @@ def make_candidate(
     }
     if kind == "gbm":
         settings.update(params=gbm_params, n_members=config.models.gbm_members)
+    if kind == "gp" and config.models.gp_fit_rows is not None:
+        settings.update(fit_rows=config.models.gp_fit_rows)
     transfer = prior is not None and kind != "constant"
     model = surrogate_class(kind)(featurizer_for(config, mode, task=transfer), **settings)
     return TransferSurrogate(model, prior.X, prior.y, prior.qualifiers) if transfer else model
@@ -248,9 +250,11 @@ def _plan(campaign: Campaign, encoder: Encoder, score: bool, warm, reselect: boo
 def _tune_and_score(config: CampaignConfig, plan: _Plan, label: str):
     """Tune a gradient-boosting candidate (Optuna) and cross-validate it when the plan compares: one job of the
     parallel model selection, seeded alike whichever process runs it. Returns (tuning result or None, CV result
-    or None)."""
+    or None, the candidate fitted on all rows as JSON or None): above ``models.cv_refit_rows`` a GP is fitted on
+    all rows first, its folds keep those hyper-parameters, and the fit is the final model if it wins."""
     import torch
 
+    from surrogate.gp import GPSurrogate
     from surrogate.selection import cross_validate, cv_splits
     from surrogate.tuning import tune_gbm
 
@@ -264,26 +268,34 @@ def _tune_and_score(config: CampaignConfig, plan: _Plan, label: str):
             featurizer, plan.X, plan.y, plan.q, n_trials=ms.tuning_trials, seed=ms.seed, lower=t.lower, upper=t.upper
         )
     if not plan.compare:
-        return tuning, None
-    splits = cv_splits(len(plan.y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows)
+        return tuning, None, None
+    splits = cv_splits(len(plan.y), ms.cv_folds, ms.cv_repeats, ms.seed, ms.loo_max_rows, ms.cv_scored_rows)
     model = make_candidate(config, plan.target, label, tuning.params if tuning else None, plan.prior)
-    return tuning, cross_validate(model, plan.X, plan.y, plan.q, splits)
+    if not (isinstance(model, GPSurrogate) and len(plan.y) > ms.cv_refit_rows):
+        return tuning, cross_validate(model, plan.X, plan.y, plan.q, splits), None
+    full = model.clone().fit(plan.X, plan.y, plan.q)
+    return tuning, cross_validate(model.with_hyperparameters_of(full), plan.X, plan.y, plan.q, splits), full.to_json()
 
 
-def _fit_chosen(config: CampaignConfig, plan: _Plan, chosen: str, params, warm) -> tuple[dict, dict, dict]:
-    """Fit the chosen model on all rows and rank the inputs (permutation importance): the model as JSON (it
-    travels back from a worker process as data), its hyper-parameters, the importances."""
+def _fit_chosen(config: CampaignConfig, plan: _Plan, chosen: str, params, warm, fitted) -> tuple[dict, dict, dict]:
+    """Fit the chosen model on all rows (unless model selection ``fitted`` it already, as JSON) and rank the inputs
+    (permutation importance): the model as JSON (it travels back from a worker process as data), its
+    hyper-parameters, the importances."""
     import torch
 
     from surrogate.importance import permutation_importance
+    from surrogate.io import surrogate_from_json
 
     ms = config.models
     torch.manual_seed(ms.seed)
-    model = make_candidate(config, plan.target, chosen, params, plan.prior)
-    previous = warm.surrogates.get(plan.target.name) if warm is not None and ms.warm_start else None
-    if previous is not None and hasattr(model, "warm_start"):
-        model.warm_start(previous)
-    model.fit(plan.X, plan.y, plan.q)
+    if fitted is not None:
+        model = surrogate_from_json(fitted)
+    else:
+        model = make_candidate(config, plan.target, chosen, params, plan.prior)
+        previous = warm.surrogates.get(plan.target.name) if warm is not None and ms.warm_start else None
+        if previous is not None and hasattr(model, "warm_start"):
+            model.warm_start(previous)
+        model.fit(plan.X, plan.y, plan.q)
     imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(plan.y) >= 3 else {}
     return model.to_json(), model.hyperparameters(), imp
 
@@ -353,8 +365,8 @@ def select_models(
     choices = []
     for i, plan in enumerate(plans):
         done = by_plan.get(i, {})
-        params = {label: tuning.params for label, (tuning, _) in done.items() if tuning is not None}
-        results = [cv for _, cv in done.values() if cv is not None]
+        params = {label: tuning.params for label, (tuning, _, _) in done.items() if tuning is not None}
+        results = [cv for _, cv, _ in done.values() if cv is not None]
         note, selected_on, cv = "", len(plan.y), {r.label: asdict(r.scores) for r in results}
         if plan.kept is not None:  # the data grew little since the last selection: refit its winner
             prev = warm.reports[plan.target.name]
@@ -376,21 +388,24 @@ def select_models(
         if plan.prior is not None and chosen != "constant":
             also = f"learns from {len(plan.prior.y)} rows of the prior campaign {campaign.prior.name!r} too"
             note = "; ".join(filter(None, [note, also]))
-        choices.append((chosen, params.get(chosen), note, selected_on, cv, results))
+        fitted = done[chosen][2] if chosen in done and plan.kept is None else None
+        choices.append((chosen, params.get(chosen), note, selected_on, cv, results, fitted))
 
     # 3. fit each target's model on all its rows
     say(f"fitting {len(plans)} models on {min(workers, len(plans))} processes")
     fits = fork_map(
-        lambda i: _fit_chosen(config, plans[i], choices[i][0], choices[i][1], warm), range(len(plans)), workers
+        lambda i: _fit_chosen(config, plans[i], choices[i][0], choices[i][1], warm, choices[i][6]),
+        range(len(plans)),
+        workers,
     )
     surrogates, reports, cv_results, tuning = {}, {}, {}, {}
-    for i, (plan, (chosen, _, note, selected_on, cv, results), (doc, hyper, imp)) in enumerate(
+    for i, (plan, (chosen, _, note, selected_on, cv, results, _), (doc, hyper, imp)) in enumerate(
         zip(plans, choices, fits)
     ):
         name = plan.target.name
         surrogates[name] = surrogate_from_json(doc)
         cv_results[name] = results
-        for label, (result, _) in by_plan.get(i, {}).items():
+        for label, (result, _, _) in by_plan.get(i, {}).items():
             if result is not None:
                 tuning[f"{name}/{label}"] = result
         reports[name] = TargetModels(
@@ -427,6 +442,7 @@ def fit_feasibility(campaign: Campaign, encoder: Encoder):
         upper=1.0,
         name="success",
         seed=config.models.seed,
+        fit_rows=config.models.gp_fit_rows,
     )
     return model.fit(encoder.encode(campaign.experiments), (~failed).astype(float))
 

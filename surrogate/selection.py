@@ -53,15 +53,24 @@ class CVResult:
     std: np.ndarray
 
 
-def cv_splits(n: int, folds: int, repeats: int, seed: int, loo_max_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Leave-one-out when ``n <= loo_max_rows`` (or ``folds >= n``), else ``repeats`` x ``folds``-fold."""
+def cv_splits(
+    n: int, folds: int, repeats: int, seed: int, loo_max_rows: int, max_scored: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-out when ``n <= loo_max_rows`` (or ``folds >= n``), else ``repeats`` x ``folds``-fold; with
+    ``max_scored``, K-fold keeps its first folds up to the one whose held-out rows reach ``max_scored`` in all
+    (at least two folds), so that large data sets are not cross-validated for longer than telling the models
+    apart needs."""
     from sklearn.model_selection import LeaveOneOut, RepeatedKFold
 
     if n < 2:
         raise ValueError(f"cross-validation needs at least 2 rows, got {n}")
     if n <= loo_max_rows or folds >= n:
         return list(LeaveOneOut().split(np.zeros(n)))
-    return list(RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed).split(np.zeros(n)))
+    splits = list(RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed).split(np.zeros(n)))
+    if max_scored is None:
+        return splits
+    held_out = np.cumsum([len(te) for _, te in splits])
+    return splits[: max(2, int(np.searchsorted(held_out, max_scored)) + 1)]
 
 
 def cross_validate(

@@ -3,6 +3,8 @@ it warm), and compares the candidates again once the rows grew past ``models.res
 
 from __future__ import annotations
 
+import pytest
+
 from optimize.campaign import campaign_from_batches
 from optimize.config import load_config
 from optimize.models import select_models
@@ -40,18 +42,19 @@ def test_choice_is_kept_until_the_data_grow_past_the_threshold(tmp_path):
     assert all(r.selected_on == 48 for r in forced.reports.values())
 
 
-def test_parallel_selection_chooses_and_fits_as_the_serial_one(tmp_path):
+# what large campaigns do (hyper-parameters on a subset, folds that keep a fit's hyper-parameters, fewer folds),
+# scaled down to 40 rows
+LARGE_DATA = {"gp_fit_rows": 24, "cv_refit_rows": 30, "cv_scored_rows": 12}
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small-data", "large-data"])
+def test_parallel_selection_chooses_and_fits_as_the_serial_one(tmp_path, large):
     """Model selection in 2 forked processes gives the serial run's choices, CV scores, tuned settings and
     predictions (every job seeded alike), GBM candidates included."""
     import numpy as np
 
-    config = load_config(
-        make_campaign(
-            tmp_path,
-            models=SMALL_SELECTION,
-        )
-    )
-    (campaign,) = _campaigns(config, [24])
+    config = load_config(make_campaign(tmp_path, models={**SMALL_SELECTION, **(LARGE_DATA if large else {})}))
+    (campaign,) = _campaigns(config, [40 if large else 24])
     serial, sel_serial = select_models(campaign, workers=1)
     parallel, sel_parallel = select_models(campaign, workers=2)
     assert {k: r.chosen for k, r in serial.reports.items()} == {k: r.chosen for k, r in parallel.reports.items()}
@@ -62,3 +65,31 @@ def test_parallel_selection_chooses_and_fits_as_the_serial_one(tmp_path):
     for name, model in serial.surrogates.items():
         for a, b in zip(model.predict(X), parallel.surrogates[name].predict(X)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_large_data_cross_validates_a_gp_on_its_all_rows_fit_and_keeps_that_fit(tmp_path):
+    """Above ``cv_refit_rows`` a GP candidate is fitted once on all rows (hyper-parameters on ``gp_fit_rows`` of
+    them); its folds keep those hyper-parameters; K-fold stops at ``cv_scored_rows`` held-out rows; the winner's
+    final model is that fit (no second one)."""
+    import numpy as np
+
+    from optimize.models import make_candidate
+
+    config = load_config(
+        make_campaign(tmp_path, models={"candidates": ["gp-onehot", "constant"], "importance_repeats": 1, **LARGE_DATA})
+    )
+    (campaign,) = _campaigns(config, [40])
+    fitted, sel = select_models(campaign, workers=1)
+    for target in config.targets:
+        report = fitted.reports[target.name]
+        rows = campaign.measured(target.name)
+        # two folds of 8 held-out rows reach 12 (censored ones are held out but never scored)
+        assert report.chosen == "gp-onehot" and 8 < report.cv["gp-onehot"]["n_scored"] <= 16
+        model = fitted.surrogates[target.name]
+        assert model.fit_rows == 24 and model.train_X_.shape[0] == len(rows)
+        again = make_candidate(config, target, "gp-onehot").fit(
+            fitted.encoder.encode(rows), rows[target.name].to_numpy(float), list(rows[f"{target.name}_qualifier"])
+        )
+        assert again.hyperparameters() == model.hyperparameters()
+        X = fitted.encoder.encode(campaign.experiments)
+        np.testing.assert_allclose(again.predict(X)[0], model.predict(X)[0], rtol=1e-9)

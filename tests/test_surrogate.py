@@ -178,6 +178,62 @@ def test_warm_start_reaches_the_cold_optimum_and_only_from_a_matching_gp():
     assert not hasattr(GPSurrogate(ONEHOT).warm_start(ConstantSurrogate(ONEHOT).fit(X, y)), "init_params_")
 
 
+def test_hyperparameters_learned_on_a_subset_then_conditioned_on_every_row():
+    """``fit_rows``: the marginal likelihood is searched on a seeded subset, the posterior uses every row: at the
+    training rows outside the subset it is as close to the data as the full fit's."""
+    torch.manual_seed(0)
+    frame = _frame(120, 12)
+    y = _truth(frame) + np.random.default_rng(4).normal(0, 1.0, len(frame))
+    X, Xt = ENC.encode(frame), ENC.encode(_frame(40, 13))
+    full = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X, y)
+    sub = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, fit_rows=40).fit(X, y)
+    assert sub.model_.train_inputs[0].shape[0] == 120  # conditioned on all rows
+    assert sub.hyperparameters() != full.hyperparameters()  # learned on 40 of them
+    again = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, fit_rows=40).fit(X, y)
+    assert again.hyperparameters() == sub.hyperparameters()  # the subset is seeded
+    truth = _truth(_frame(40, 13))
+    rmse = {k: float(np.sqrt(np.mean((m.predict(Xt)[0] - truth) ** 2))) for k, m in (("full", full), ("sub", sub))}
+    assert rmse["sub"] < 1.5 * rmse["full"] + 0.5, rmse
+    # the setting travels with the model (clones for cross-validation, JSON) and is checked
+    assert sub.clone().fit_rows == 40 and "fit_rows" not in full.settings()
+    other = surrogate_from_json(json.loads(json.dumps(sub.to_json())))
+    np.testing.assert_allclose(other.predict(Xt)[0], sub.predict(Xt)[0], rtol=1e-10)
+    with pytest.raises(ValueError, match="fit_rows"):
+        GPSurrogate(ONEHOT, fit_rows=3)
+
+
+def test_folds_can_keep_the_hyperparameters_of_a_fit_on_all_rows():
+    """Cross-validation of large data (``models.cv_refit_rows``): every fold's GP, and the imputer of its censored
+    rows, keeps the given hyper-parameters and conditions on the fold's rows only."""
+    torch.manual_seed(0)
+    frame = _frame(60, 14)
+    y = _truth(frame) + np.random.default_rng(5).normal(0, 1.0, len(frame))
+    q = [""] * 60
+    q[:5] = ["<"] * 5
+    X = ENC.encode(frame)
+    full = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X, y, q)
+    fixed = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).with_hyperparameters_of(full)
+    fold = fixed.clone().fit(X[:40], y[:40], q[:40])
+    assert fold.hyperparameters() == full.hyperparameters()
+    assert fold.model_.train_inputs[0].shape[0] == 40
+    assert fixed._imputer().fixed_params_ is fixed.fixed_params_
+    res = cross_validate(fixed, X, y, q, cv_splits(60, 5, 1, 0, 20))
+    refit = cross_validate(GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5), X, y, q, cv_splits(60, 5, 1, 0, 20))
+    assert res.scores.n_scored == refit.scores.n_scored == 55
+    assert abs(res.scores.nlpd - refit.scores.nlpd) < 0.5 and res.scores.rmse < 2 * refit.scores.rmse
+
+
+def test_k_fold_scores_only_as_many_folds_as_the_held_out_budget_needs():
+    every = cv_splits(500, 5, 1, 0, 20)
+    capped = cv_splits(500, 5, 1, 0, 20, max_scored=250)
+    assert len(every) == 5 and len(capped) == 3  # 100 + 100 + 100 held out reach 250
+    for (a_tr, a_te), (b_tr, b_te) in zip(every, capped):  # the same folds, the first three of them
+        assert np.array_equal(a_te, b_te) and np.array_equal(a_tr, b_tr)
+    assert len(cv_splits(113, 5, 1, 0, 20, max_scored=250)) == 5  # smaller data: every fold
+    assert len(cv_splits(5000, 5, 1, 0, 20, max_scored=250)) == 2  # never fewer than two folds
+    assert len(cv_splits(12, 5, 1, 0, 20, max_scored=2)) == 12  # leave-one-out is never cut
+
+
 @pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm"])
 def test_save_load_through_json_gives_same_predictions(kind):
     torch.manual_seed(0)
