@@ -268,8 +268,8 @@ class ModelSettings(_Frozen):
     cv_folds: int = Field(default=5, ge=2, le=50)
     cv_repeats: int = Field(default=2, ge=1, le=20)
     loo_max_rows: int = Field(default=20, ge=0, le=500)
-    # K-fold scores folds until this many held-out predictions are scored (at least two folds): at 500 rows
-    # three of five folds (300 predictions) separate the candidates as clearly as five, at 60 % of the cost.
+    # K-fold scores folds until this many held-out rows are scored (at least two folds): at 500 rows three of
+    # five folds, 300 held-out rows, at 60 % of the cost (candidates closer than the folds' noise may swap).
     cv_scored_rows: int = Field(default=250, ge=2)
     # Up to this many rows every fold refits a GP's hyper-parameters; above, the folds keep those learned on all
     # rows and only condition on their training rows (as Ax's cross_validate does): the score is then a little
