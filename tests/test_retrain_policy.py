@@ -70,7 +70,7 @@ def test_parallel_selection_chooses_and_fits_as_the_serial_one(tmp_path, large):
 def test_large_data_cross_validates_a_gp_on_its_all_rows_fit_and_keeps_that_fit(tmp_path):
     """Above ``cv_refit_rows`` a GP candidate is fitted once on all rows (hyper-parameters on ``gp_fit_rows`` of
     them); its folds keep those hyper-parameters; K-fold stops at ``cv_scored_rows`` held-out rows; the winner's
-    final model is that fit (no second one)."""
+    final model is that all-rows fit (the same hyper-parameters and predictions as fitting it again)."""
     import numpy as np
 
     from optimize.models import make_candidate
