@@ -32,7 +32,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,7 +70,7 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
     config = load_config(CONFIG)
     out: dict = {"kind": kind, "n": n, "q": q, "seed": seed}
     cached = CACHE / f"n{n}-seed{seed}.json"
-    if kind.endswith("-gp"):
+    if kind in ("retrain-gp", "suggest-gp"):  # not fit-gp, which makes its own GP-only config
         config, kind, cached = _gp_only(config), kind.removesuffix("-gp"), CACHE / f"n{n}-seed{seed}-gp.json"
     campaign = simulated_campaign(config, n, seed)
     t0 = time.perf_counter()
@@ -165,13 +167,20 @@ def baseline(config, campaign, q: int, seed: int) -> float:
 
 
 def measure(kind: str, n: int, q: int, seed: int, timeout: float) -> dict:
+    """One job in a fresh process (its own session); on timeout the whole process group is killed, including the
+    processes a retrain forks for model selection."""
     cmd = [sys.executable, __file__, "--worker", kind, str(n), str(q), str(seed)]
     t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"kind": kind, "n": n, "q": q, "seed": seed, "seconds": None, "timeout": timeout}
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, stdout, stderr)
+    out = json.loads(stdout.strip().splitlines()[-1])
     out["process_seconds"] = time.perf_counter() - t0
     return out
 
