@@ -61,14 +61,29 @@ def _gp_only(config, warm_start: bool = False):
     )
 
 
-def worker(kind: str, n: int, q: int, seed: int) -> dict:
+def with_pending(config, campaign, pending: int, seed: int):
+    """``campaign`` with ``pending`` suggestions (uniformly random recipes) in its ledger, not yet ingested."""
+    import numpy as np
+    import pandas as pd
+
+    from optimize.benchmark import random_recipes
+    from optimize.campaign import SUGGESTION_ID
+
+    if pending == 0:
+        return campaign
+    recipes = random_recipes(config, pending, np.random.default_rng(1000 + seed))
+    ledger = pd.DataFrame([{SUGGESTION_ID: f"P-{i + 1}", **r} for i, r in enumerate(recipes)])
+    return dataclasses.replace(campaign, ledger=ledger)
+
+
+def worker(kind: str, n: int, q: int, seed: int, pending: int = 0) -> dict:
     import torch
 
     from optimize.config import load_config
 
     torch.manual_seed(seed)
     config = load_config(CONFIG)
-    out: dict = {"kind": kind, "n": n, "q": q, "seed": seed}
+    out: dict = {"kind": kind, "n": n, "q": q, "seed": seed, "pending": pending}
     cached = CACHE / f"n{n}-seed{seed}.json"
     if kind in ("retrain-gp", "suggest-gp"):  # not fit-gp, which makes its own GP-only config
         config, kind, cached = _gp_only(config), kind.removesuffix("-gp"), CACHE / f"n{n}-seed{seed}-gp.json"
@@ -118,7 +133,7 @@ def worker(kind: str, n: int, q: int, seed: int) -> dict:
         t0 = time.perf_counter()
         fitted = FittedModels.from_json(doc)
         out["load_seconds"] = time.perf_counter() - t0
-        suggest_recipes(campaign, fitted, q, seed)
+        suggest_recipes(with_pending(config, campaign, pending, seed), fitted, q, seed)
         out["seconds"] = time.perf_counter() - t0
         out["models"] = {k: r.chosen for k, r in fitted.reports.items()}
     elif kind == "baseline":
@@ -166,10 +181,10 @@ def baseline(config, campaign, q: int, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def measure(kind: str, n: int, q: int, seed: int, timeout: float) -> dict:
+def measure(kind: str, n: int, q: int, seed: int, timeout: float, pending: int = 0) -> dict:
     """One job in a fresh process (its own session); on timeout the whole process group is killed, including the
     processes a retrain forks for model selection."""
-    cmd = [sys.executable, __file__, "--worker", kind, str(n), str(q), str(seed)]
+    cmd = [sys.executable, __file__, "--worker", kind, str(n), str(q), str(seed), str(pending)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -177,7 +192,7 @@ def measure(kind: str, n: int, q: int, seed: int, timeout: float) -> dict:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return {"kind": kind, "n": n, "q": q, "seed": seed, "seconds": None, "timeout": timeout}
+        return {"kind": kind, "n": n, "q": q, "seed": seed, "pending": pending, "seconds": None, "timeout": timeout}
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd, stdout, stderr)
     out = json.loads(stdout.strip().splitlines()[-1])
@@ -193,6 +208,7 @@ def main() -> None:
     ap.add_argument("--baseline-q", default="8", help="q values to run the (slow) baseline at")
     ap.add_argument("--baseline-n", default="20,100,500", help="n values to run the baseline at")
     ap.add_argument("--baseline-repeats", type=int, default=2)
+    ap.add_argument("--pending", default="0", help="pending suggestions (random recipes) for the suggest jobs")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency.json")
     ap.add_argument(
@@ -200,34 +216,36 @@ def main() -> None:
         default="retrain,ingest,fit-gp,fit-gp-warm,suggest,baseline",  # also: retrain-gp, suggest-gp
         help="jobs to run (suggest and ingest read the retrain jobs' cached models)",
     )
-    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        kind, n, q, seed = args.worker
-        print(json.dumps(worker(kind, int(n), int(q), int(seed))))
+        kind, n, q, seed, pending = args.worker
+        print(json.dumps(worker(kind, int(n), int(q), int(seed), int(pending))))
         return
     ns = [int(x) for x in args.n.split(",")]
     qs = [int(x) for x in args.q.split(",")]
+    pendings = [int(x) for x in args.pending.split(",")]
     jobs = []
     for n in ns:
-        jobs += [("retrain", n, 0), ("ingest", n, 0), ("fit-gp", n, 0), ("fit-gp-warm", n, 0)]
-        jobs += [("suggest", n, q) for q in qs]
-        jobs += [("retrain-gp", n, 0)] + [("suggest-gp", n, q) for q in qs]
+        jobs += [("retrain", n, 0, 0), ("ingest", n, 0, 0), ("fit-gp", n, 0, 0), ("fit-gp-warm", n, 0, 0)]
+        jobs += [("suggest", n, q, p) for q in qs for p in pendings]
+        jobs += [("retrain-gp", n, 0, 0)] + [("suggest-gp", n, q, p) for q in qs for p in pendings]
         jobs += [
-            ("baseline", n, q)
+            ("baseline", n, q, 0)
             for q in (int(x) for x in args.baseline_q.split(","))
             if n in {int(x) for x in args.baseline_n.split(",")}
         ]
     kinds = set(args.kinds.split(","))
     jobs = [j for j in jobs if j[0] in kinds]
     rows = []
-    for kind, n, q in jobs:
+    for kind, n, q, pending in jobs:
         for seed in range(args.repeats if kind != "baseline" else args.baseline_repeats):
-            r = measure(kind, n, q, seed, args.timeout)
+            r = measure(kind, n, q, seed, args.timeout, pending)
             rows.append(r)
             args.out.write_text(json.dumps(rows, indent=1))  # after every job: an interrupted run keeps its results
             print(
-                f"{kind:8s} n={n:4d} q={q:2d} seed={seed}: {r.get('seconds')} s, {r.get('peak_mb', 0):.0f} MB",
+                f"{kind:8s} n={n:4d} q={q:2d} pending={pending:2d} seed={seed}: {r.get('seconds')} s,"
+                f" {r.get('peak_mb', 0):.0f} MB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -237,15 +255,19 @@ def main() -> None:
 def table(rows: list[dict]) -> str:
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["kind"], r["n"], r["q"]), []).append(r)
-    lines = ["| job | n | q | median s | runs | peak MB | models chosen |", "|---|---:|---:|---:|---:|---:|---|"]
-    for (kind, n, q), g in groups.items():
+        groups.setdefault((r["kind"], r["n"], r["q"], r.get("pending", 0)), []).append(r)
+    lines = [
+        "| job | n | q | pending | median s | runs | peak MB | models chosen |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for (kind, n, q, pending), g in groups.items():
         secs = [r["seconds"] for r in g if r.get("seconds") is not None]
         med = f"{statistics.median(secs):.1f}" if len(secs) == len(g) else f"> {g[0]['timeout']:.0f} (timeout)"
         mb = statistics.median([r.get("peak_mb", 0) for r in g])
         models = ", ".join(f"{k} {v}" for k, v in g[0].get("models", {}).items())
         lines.append(
-            f"| {kind} | {n} | {q if kind in ('suggest', 'suggest-gp', 'baseline') else ''} | {med} | {len(g)}"
+            f"| {kind} | {n} | {q if kind in ('suggest', 'suggest-gp', 'baseline') else ''}"
+            f" | {pending if kind.startswith('suggest') else ''} | {med} | {len(g)}"
             f" | {mb:.0f} | {models} |"
         )
     return "\n".join(lines)
