@@ -2,6 +2,7 @@
 
     python benchmarks/latency.py                       # the full grid (tens of minutes)
     python benchmarks/latency.py --n 100 --q 8 --repeats 1
+    python benchmarks/latency.py --pending 0,16 ...    # suggest jobs also with 16 random recipes pending
 
 For each n (experiments) a campaign is simulated by the virtual lab (Sobol recipes, noisy, censored
 PLQY, 10 % of samples not water-tested). Every measurement runs in a fresh process, so peak memory
