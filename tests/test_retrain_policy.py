@@ -8,6 +8,7 @@ import pytest
 from optimize.campaign import campaign_from_batches
 from optimize.config import load_config
 from optimize.models import select_models
+from optimize.validation import qualifier_column
 from tests.conftest import SMALL_SELECTION, lab_batches, make_campaign
 
 
@@ -88,7 +89,7 @@ def test_large_data_cross_validates_a_gp_on_its_all_rows_fit_and_keeps_that_fit(
         model = fitted.surrogates[target.name]
         assert model.fit_rows == 24 and model.train_X_.shape[0] == len(rows)
         again = make_candidate(config, target, "gp-onehot").fit(
-            fitted.encoder.encode(rows), rows[target.name].to_numpy(float), list(rows[f"{target.name}_qualifier"])
+            fitted.encoder.encode(rows), rows[target.name].to_numpy(float), list(rows[qualifier_column(target.name)])
         )
         assert again.hyperparameters() == model.hyperparameters()
         X = fitted.encoder.encode(campaign.experiments)

@@ -179,8 +179,8 @@ def test_warm_start_reaches_the_cold_optimum_and_only_from_a_matching_gp():
 
 
 def test_hyperparameters_learned_on_a_subset_then_conditioned_on_every_row():
-    """``fit_rows``: the marginal likelihood is searched on a seeded subset, the posterior uses every row: at the
-    training rows outside the subset it is as close to the data as the full fit's."""
+    """``fit_rows``: the marginal likelihood is searched on a seeded subset, the posterior uses every row: at new
+    recipes its error stays near the full fit's."""
     torch.manual_seed(0)
     frame = _frame(120, 12)
     y = _truth(frame) + np.random.default_rng(4).normal(0, 1.0, len(frame))
