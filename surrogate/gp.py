@@ -30,6 +30,7 @@ from torch import Tensor
 
 from surrogate.base import Surrogate
 from surrogate.errors import SurrogateFitError
+from surrogate.fast_mll import fast_closure
 
 MIN_ROWS_TO_TUNE = 3  # fewer measured rows: condition on them, keep prior hyper-parameters
 _JITTERS = (None, 1e-5, 1e-3)  # cholesky jitter tried in turn when a fit fails
@@ -176,13 +177,14 @@ class GPSurrogate(Surrogate):
                 if attempt == 0:
                     self._apply_init(model)
                 mll = ExactMarginalLogLikelihood(model.likelihood, model)
+                closure = fast_closure(mll)  # the same objective without PyTorch's per-operation overhead
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", InputDataWarning)
                     if jitter is None:
-                        fit_gpytorch_mll(mll)
+                        fit_gpytorch_mll(mll, closure=closure)
                     else:
                         with gpsettings.cholesky_jitter(double=jitter):
-                            fit_gpytorch_mll(mll)
+                            fit_gpytorch_mll(mll, closure=closure)
                 model.eval()
                 return model
             except (ModelFittingError, NotPSDError, NanError, InputDataError, RuntimeError, ValueError) as e:

@@ -234,6 +234,48 @@ def test_k_fold_scores_only_as_many_folds_as_the_held_out_budget_needs():
     assert len(cv_splits(12, 5, 1, 0, 20, max_scored=2)) == 12  # leave-one-out is never cut
 
 
+def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient():
+    """The NumPy closure kiln fits one-hot and descriptor GPs with gives GPyTorch's objective and autograd gradient
+    (random hyper-parameters, censored-free data, noise at its floor and above), the same fitted optimum, and
+    steps aside (``None``) for a model it does not cover."""
+    from botorch.optim.closures import get_loss_closure_with_grads
+    from botorch.optim.utils import get_parameters_and_bounds
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from surrogate.fast_mll import fast_closure
+
+    torch.manual_seed(0)
+    frame = _frame(17, 21)
+    y = _truth(frame) + np.random.default_rng(6).normal(0, 1.0, len(frame))
+    X = ENC.encode(frame)
+    gp = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5)
+    for noise in ("floor", 0.3):
+        model = gp._build(X, y)
+        mll = ExactMarginalLogLikelihood(model.likelihood, model).train()
+        with torch.no_grad():
+            model.covar_module.raw_lengthscale.uniform_(0.1, 3.0)
+            model.mean_module.raw_constant.fill_(0.4)
+            raw = model.likelihood.noise_covar.raw_noise
+            raw.fill_(
+                float(model.likelihood.noise_covar.raw_noise_constraint.lower_bound) if noise == "floor" else noise
+            )
+        params = {k: p for k, p in get_parameters_and_bounds(mll)[0].items() if p.requires_grad}
+        want_value, want_grads = get_loss_closure_with_grads(mll, parameters=params)()
+        value, grads = fast_closure(mll)()
+        torch.testing.assert_close(value, want_value.detach(), rtol=1e-12, atol=1e-12)
+        for g, w in zip(grads, want_grads):
+            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+    fast = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X, y)
+    slow = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5)
+    slow.model_ = slow._build(X, y)
+    from botorch.fit import fit_gpytorch_mll
+
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(slow.model_.likelihood, slow.model_))
+    assert abs(_mll(fast) - _mll(slow)) < 1e-6  # same optimum (per-row log likelihood)
+    mixed = GPSurrogate(CODES, scale_floor=5)._build(X, y)  # MixedSingleTaskGP: BoTorch's own closure
+    assert fast_closure(ExactMarginalLogLikelihood(mixed.likelihood, mixed)) is None
+
+
 @pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm"])
 def test_save_load_through_json_gives_same_predictions(kind):
     torch.manual_seed(0)
