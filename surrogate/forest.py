@@ -1,15 +1,20 @@
 """Boosted-tree ensembles that are saved and loaded as JSON arrays, never refit or unpickled.
 
-scikit-learn fits the trees (:mod:`surrogate.gbm`); a :class:`Forest` keeps what prediction needs: per member
+XGBoost fits the trees (:mod:`surrogate.gbm`); a :class:`Forest` keeps what prediction needs: per member
 its start value, and per tree its nodes (children, split feature, threshold, value). Loading rebuilds
 scikit-learn's ``Tree`` objects from those arrays (its own ``__setstate__``, fed numbers from JSON), which is
 instant where refitting the ensemble cost 2.7 s of a suggestion; prediction runs scikit-learn's compiled
-``predict_stages``, so the numbers are exactly what the fitted ``GradientBoostingRegressor`` gives.
+``predict_stages`` (no XGBoost needed to predict), so the predictions are XGBoost's up to float32 rounding of
+its sums, except for a row exactly on a split threshold (midway between two measured values, common on a
+grid of recipes): XGBoost sends it right (``x < t`` goes left), scikit-learn and this forest left (``x <= t``),
+as :func:`surrogate.gbm.predict_booster` does during tuning. Files written by earlier versions (trees from
+scikit-learn's ``GradientBoostingRegressor``) load unchanged.
 Shapes: features ``n x p``; predictions ``M x n`` (one row per member).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,6 +39,21 @@ def _tree_arrays(tree: Tree) -> dict[str, list]:
         "feature": tree.feature.tolist(),
         "threshold": tree.threshold.tolist(),
         "value": tree.value.reshape(-1).tolist(),
+    }
+
+
+def _xgboost_tree_arrays(tree: dict[str, Any]) -> dict[str, list]:
+    """The node arrays of one tree of an XGBoost model's JSON (``save_raw("json")``), in scikit-learn's terms:
+    leaves hold their value (learning rate included) and no feature (-2), splits their float32 threshold."""
+    left = np.asarray(tree["left_children"], dtype=np.int64)
+    cond = np.asarray(tree["split_conditions"], dtype=np.float32)
+    leaf = left < 0
+    return {
+        "left": left.tolist(),
+        "right": tree["right_children"],
+        "feature": np.where(leaf, -2, np.asarray(tree["split_indices"])).tolist(),
+        "threshold": np.where(leaf, -2.0, cond.astype(np.float64)).tolist(),
+        "value": np.where(leaf, cond.astype(np.float64), 0.0).tolist(),
     }
 
 
@@ -75,18 +95,19 @@ class Forest:
     n_features: int
 
     @classmethod
-    def from_regressors(cls, regressors: Sequence[Any], n_features: int) -> Forest:
-        """From fitted scikit-learn ``GradientBoostingRegressor`` s (squared error, one output)."""
-        rates = {float(r.learning_rate) for r in regressors}
-        if len(rates) != 1:
-            raise ValueError("Forest: every member needs the same learning rate")
-        zeros = np.zeros((1, n_features))
-        return cls(
-            stages=tuple(r.estimators_ for r in regressors),
-            start=np.array([float(r.init_.predict(zeros)[0]) for r in regressors]),
-            learning_rate=rates.pop(),
-            n_features=n_features,
-        )
+    def from_boosters(cls, boosters: Sequence[Any], n_features: int) -> Forest:
+        """From fitted XGBoost boosters (squared error, one output, numeric splits): the leaf values already carry
+        the learning rate, so the forest's is 1."""
+        stages, start = [], []
+        for booster in boosters:
+            learner = json.loads(booster.save_raw(raw_format="json"))["learner"]
+            start.append(float(learner["learner_model_param"]["base_score"].strip("[]")))
+            trees = learner["gradient_booster"]["model"]["trees"]
+            column = np.empty((len(trees), 1), dtype=object)
+            for k, tree in enumerate(trees):
+                column[k, 0] = _Stage(_tree(_xgboost_tree_arrays(tree), n_features))
+            stages.append(column)
+        return cls(tuple(stages), np.asarray(start, dtype=np.float64), 1.0, n_features)
 
     @property
     def n_members(self) -> int:

@@ -17,7 +17,7 @@ from torch import Tensor
 from surrogate.base import as_tensor
 from surrogate.censoring import censored_mask, fallback_values
 from surrogate.features import Featurizer
-from surrogate.gbm import GBMParams, trusted_inputs
+from surrogate.gbm import GBMParams, predict_booster
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,10 @@ def tune_gbm(
         )
         sq: list[float] = []
         for k, (tr, te) in enumerate(splits):
-            model = params.regressor(seed).fit(F[tr], y_fit[tr])
+            model = params.booster(F[tr], y_fit[tr], seed)
             scored = te[~cens[te]]
             if len(scored):
-                sq.extend((model.predict(F[scored]) - y[scored]) ** 2)
+                sq.extend((predict_booster(model, F[scored]) - y[scored]) ** 2)
             rmse = float(np.sqrt(np.mean(sq))) if sq else float("inf")
             trial.report(rmse, k)
             if trial.should_prune():
@@ -86,8 +86,7 @@ def tune_gbm(
             sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         )
-        with trusted_inputs():
-            study.optimize(objective, n_trials=n_trials)
+        study.optimize(objective, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(previous)
     trials = [

@@ -436,27 +436,31 @@ def test_marginals_are_the_posterior_diagonal(kind):
     assert joint_mean.shape == (12, 2) and torch.equal(joint_var[:, 1], var)
 
 
-def test_forest_predicts_exactly_as_scikit_learn_after_a_trip_through_json():
+def test_forest_predicts_as_xgboost_after_a_trip_through_json():
     """A gradient-boosting model file holds its trees: loading rebuilds them (no refit) and every member predicts
-    what the fitted scikit-learn regressor did, to the last bit; a damaged file is refused by name."""
-    from sklearn.ensemble import GradientBoostingRegressor
-
+    what the fitted XGBoost booster does (to float32 rounding of its sums); a row exactly on a split threshold goes
+    left (scikit-learn's rule, XGBoost's sends it right), in the forest and in ``predict_booster`` alike; a
+    damaged file is refused by name."""
     from surrogate.forest import Forest
+    from surrogate.gbm import predict_booster
 
     rng = np.random.default_rng(0)
     X, F = rng.random((60, 5)), rng.random((40, 5))
     y = 3 * X[:, 0] + np.sin(6 * X[:, 1]) + rng.normal(0, 0.1, 60)
-    regs = [
-        GradientBoostingRegressor(n_estimators=60, max_depth=3, learning_rate=0.2, random_state=i, subsample=0.8).fit(
-            X, y
-        )
-        for i in range(3)
-    ]
-    forest = Forest.from_json(json.loads(json.dumps(Forest.from_regressors(regs, 5).to_json())))
-    expected = np.stack([r.predict(F) for r in regs])
-    assert np.array_equal(forest.predict(F), expected)
-    assert np.array_equal(forest.predict(F, [2])[0], expected[2])
-    doc = Forest.from_regressors(regs, 5).to_json()
+    params = GBMParams(n_estimators=60, max_depth=3, learning_rate=0.2, subsample=0.8)
+    boosters = [params.booster(X, y, seed=i) for i in range(3)]
+    forest = Forest.from_json(json.loads(json.dumps(Forest.from_boosters(boosters, 5).to_json())))
+    expected = np.stack([b.inplace_predict(F).astype(np.float64) for b in boosters])
+    np.testing.assert_allclose(forest.predict(F), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(forest.predict(F, [2])[0], expected[2], rtol=1e-6, atol=1e-6)
+    assert np.abs(forest.predict(F)[0] - expected[1]).max() > 1e-3  # members differ (seeded subsamples)
+    root = json.loads(boosters[0].save_raw(raw_format="json"))["learner"]["gradient_booster"]["model"]["trees"][0]
+    on_split = F[:1].copy()
+    on_split[0, root["split_indices"][0]] = np.float32(root["split_conditions"][0])  # on the first tree's root split
+    left = forest.predict(on_split, [0])[0, 0]
+    np.testing.assert_allclose(left, predict_booster(boosters[0], on_split)[0], rtol=1e-6)
+    assert abs(left - float(boosters[0].inplace_predict(on_split)[0])) > 1e-6  # XGBoost's own rule: right
+    doc = Forest.from_boosters(boosters, 5).to_json()
     doc["trees"][0][0]["left"] = doc["trees"][0][0]["left"][:-1]
     with pytest.raises(ValueError, match="damaged"):
         Forest.from_json(doc)
