@@ -356,6 +356,10 @@ def select_models(
         done_count[0] += 1
         say(f"cross-validated {done_count[0]} of {len(jobs)} candidate models")
 
+    # PyTorch imports this (and SymPy, 0.5 s) at the first broadcast of shapes, which every GP fit and posterior
+    # reaches: imported here once, the forked workers inherit it instead of each importing it again
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
     scored = fork_map(lambda job: _tune_and_score(config, plans[job[0]], job[1]), jobs, workers, heard)
     by_plan: dict[int, dict[str, tuple]] = {}
     for (i, label), result in zip(jobs, scored):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,37 +43,42 @@ def _tree_arrays(tree: Tree) -> dict[str, list]:
     }
 
 
-def _xgboost_tree_arrays(tree: dict[str, Any]) -> dict[str, list]:
+def _xgboost_tree_arrays(tree: dict[str, Any]) -> dict[str, np.ndarray]:
     """The node arrays of one tree of an XGBoost model's JSON (``save_raw("json")``), in scikit-learn's terms:
     leaves hold their value (learning rate included) and no feature (-2), splits their float32 threshold."""
-    left = np.asarray(tree["left_children"], dtype=np.int64)
-    cond = np.asarray(tree["split_conditions"], dtype=np.float32)
+    left = np.asarray(tree["left_children"], dtype=np.intp)
+    cond = np.asarray(tree["split_conditions"], dtype=np.float32).astype(np.float64)
     leaf = left < 0
     return {
-        "left": left.tolist(),
-        "right": tree["right_children"],
-        "feature": np.where(leaf, -2, np.asarray(tree["split_indices"])).tolist(),
-        "threshold": np.where(leaf, -2.0, cond.astype(np.float64)).tolist(),
-        "value": np.where(leaf, cond.astype(np.float64), 0.0).tolist(),
+        "left": left,
+        "right": np.asarray(tree["right_children"], dtype=np.intp),
+        "feature": np.where(leaf, -2, np.asarray(tree["split_indices"], dtype=np.intp)),
+        "threshold": np.where(leaf, -2.0, cond),
+        "value": np.where(leaf, cond, 0.0),
     }
 
 
-def _tree(doc: dict[str, list], n_features: int) -> Tree:
-    """A scikit-learn regression ``Tree`` from its node arrays (the prediction-relevant fields; the rest 0)."""
-    lengths = {len(doc[f]) for f in _FIELDS}
-    if len(lengths) != 1:
+@cache
+def _node_dtype() -> np.dtype:
+    return Tree(1, np.ones(1, dtype=np.intp), 1).__getstate__()["nodes"].dtype
+
+
+def _tree(doc: dict[str, Any], n_features: int) -> Tree:
+    """A scikit-learn regression ``Tree`` from its node arrays (lists or arrays; the prediction-relevant fields,
+    the rest 0)."""
+    left, right = np.asarray(doc["left"], dtype=np.intp), np.asarray(doc["right"], dtype=np.intp)
+    feature = np.asarray(doc["feature"], dtype=np.intp)
+    count = len(left)
+    if any(len(doc[f]) != count for f in _FIELDS):
         raise ValueError("a tree's node arrays differ in length; the model file is damaged")
-    count = lengths.pop()
-    tree = Tree(n_features, np.ones(1, dtype=np.intp), 1)
-    nodes = np.zeros(count, dtype=tree.__getstate__()["nodes"].dtype)
-    nodes["left_child"], nodes["right_child"] = doc["left"], doc["right"]
-    nodes["feature"], nodes["threshold"] = doc["feature"], doc["threshold"]
-    left = np.asarray(doc["left"])
-    if count and ((left >= count).any() or (np.asarray(doc["feature"])[left >= 0] >= n_features).any()):
+    if count and ((left >= count).any() or (right >= count).any() or (feature[left >= 0] >= n_features).any()):
         raise ValueError("a tree points past its nodes or features; the model file is damaged")
-    depth = _depth(left, np.asarray(doc["right"]))
+    nodes = np.zeros(count, dtype=_node_dtype())
+    nodes["left_child"], nodes["right_child"] = left, right
+    nodes["feature"], nodes["threshold"] = feature, doc["threshold"]
     values = np.asarray(doc["value"], dtype=np.float64).reshape(count, 1, 1)
-    tree.__setstate__({"max_depth": depth, "node_count": count, "nodes": nodes, "values": values})
+    tree = Tree(n_features, np.ones(1, dtype=np.intp), 1)
+    tree.__setstate__({"max_depth": _depth(left, right), "node_count": count, "nodes": nodes, "values": values})
     return tree
 
 

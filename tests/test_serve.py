@@ -97,7 +97,7 @@ def test_suggest_ingest_predict_history_through_http(served):
     from optimize.config import load_config
 
     client = MlflowClient(tracking_uri=load_config(config).tracking_uri)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a liveness check, not a timing target: seconds on a quiet machine
     while (run := client.get_run(got["mlflow_run_id"])).info.status != "FINISHED" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert run.info.status == "FINISHED" and run.data.params["n"] == "2"
