@@ -4,9 +4,9 @@ BoTorch fits a GP's hyper-parameters by L-BFGS-B on GPyTorch's ``ExactMarginalLo
 10-50 rows of a young campaign each evaluation costs 4-6 ms, almost all of it PyTorch's per-operation
 overhead (module calls, lazy tensors, autograd), and a fit takes about 100 evaluations; cross-validating a
 GP on 12 rows is 12 such fits. :func:`fast_closure` gives ``fit_gpytorch_mll`` a closure that computes the
-same value and gradient with a handful of NumPy operations on small matrices (0.1-0.2 ms at 12 rows): same
-objective, same optimizer, same start, same retries, so the same hyper-parameters to rounding (tested
-against GPyTorch's value and autograd gradient).
+same value and gradient with a handful of NumPy operations on small matrices: same objective, same optimizer,
+same start, same retries, so the same hyper-parameters to rounding (tested against GPyTorch's value and autograd
+gradient). Measured: a fit on 9 rows 0.45 s -> 0.09 s, on 40 rows 0.43 s -> 0.09 s, on 256 rows 0.80 s -> 0.60 s.
 
 It covers the model kiln builds on one-hot and descriptor features: ``SingleTaskGP`` without input
 transform, ``ConstantMean``, an ARD ``RBFKernel`` (no output scale, as BoTorch's default), a homoskedastic
