@@ -267,6 +267,9 @@ def _print_retrain(ctx: typer.Context, cfg, result) -> None:
                 end_section=i == len(r.cv) - 1,
             )
     console.print(table)
+    explored = [f"{headers[r.target]} {r.explorer}" for r in result.targets if r.explorer]
+    if explored:
+        console.print(f"suggestions explore with (models.explore_with): {', '.join(explored)}")
     for r in result.targets:
         if r.note:
             console.print(f"{headers[r.target]}: {r.note}")
@@ -340,6 +343,13 @@ def benchmark(
     models: Annotated[
         str | None, typer.Option(help="comma-separated model candidates for kiln's loop instead of the config's")
     ] = None,
+    explore_with: Annotated[
+        str | None,
+        typer.Option(
+            help="the model kiln's loop explores with: gp-onehot, gp-descriptors, gp, or chosen (the cross-validation"
+            " winner) [default: the config's models.explore_with]"
+        ),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -347,13 +357,14 @@ def benchmark(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from optimize.benchmark import BenchmarkSettings, experiments_to_reach
-    from optimize.config import with_candidates
+    from optimize.config import with_models
     from optimize.parallel import default_workers
     from optimize.service import benchmark as run_benchmark
 
     cfg = _run(_load, config)
-    if models:
-        cfg = _run(with_candidates, cfg, tuple(m.strip() for m in models.split(",") if m.strip()))
+    if models or explore_with:
+        candidates = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+        cfg = _run(with_models, cfg, candidates, explore_with)
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     settings = _run(BenchmarkSettings, names, tuple(range(seeds)), initial, batches, batch_size)
     total = len(names) * seeds * (batches + 1)

@@ -152,6 +152,7 @@ class TargetModels:
     note: str = ""
     selected_on: int = 0  # rows the choice was cross-validated on (< n_rows: kept from an earlier retrain)
     prior_rows: int = 0  # rows of the prior campaign the model also learned from
+    explorer: str = ""  # the model the acquisition explores with when it is not the chosen one (models.explore_with)
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,23 @@ class Selection:
 
 @dataclass(frozen=True)
 class FittedModels:
-    """A surrogate per target (in config order), the encoder, and the data version they were fit on."""
+    """A surrogate per target (in config order), the encoder, and the data version they were fit on.
+
+    ``surrogates`` predict and report (the cross-validation winners); the acquisition explores with
+    ``explorers[target]`` where a target has one (``models.explore_with`` when the winner is another model)."""
 
     encoder: Encoder
     surrogates: dict  # target name -> surrogate.base.Surrogate
     data_version: str
     reports: dict[str, TargetModels] = field(default_factory=dict)
     feasibility: Any = None  # surrogate of P(synthesis succeeds) when some failed, else None
+    explorers: dict = field(default_factory=dict)  # target name -> surrogate.base.Surrogate
+
+    def acquisition_surrogates(self) -> list:
+        """What the acquisition models: per target (config order) its explorer or its chosen surrogate, then
+        P(success) if modelled."""
+        models = [self.explorers.get(name, s) for name, s in self.surrogates.items()]
+        return [*models, *([self.feasibility] if self.feasibility is not None else [])]
 
     def predict(self, recipes: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per target: predictive mean and std (``n`` each) at ``recipes`` (a row per recipe)."""
@@ -179,11 +190,10 @@ class FittedModels:
         return {name: s.predict(X) for name, s in self.surrogates.items()}
 
     def botorch_model(self):
-        """One BoTorch model with an output per target, in config order, then P(success) if modelled."""
+        """One BoTorch model of :meth:`acquisition_surrogates`: an output per target, then P(success) if modelled."""
         from surrogate.joint import JointModel
 
-        extra = [self.feasibility] if self.feasibility is not None else []
-        return JointModel([*self.surrogates.values(), *extra])
+        return JointModel(self.acquisition_surrogates())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -192,6 +202,7 @@ class FittedModels:
             "surrogates": {k: s.to_json() for k, s in self.surrogates.items()},
             "reports": {k: asdict(r) for k, r in self.reports.items()},
             "feasibility": self.feasibility.to_json() if self.feasibility is not None else None,
+            "explorers": {k: s.to_json() for k, s in self.explorers.items()},
         }
 
     @classmethod
@@ -204,6 +215,7 @@ class FittedModels:
             doc["data_version"],
             {k: TargetModels(**v) for k, v in doc["reports"].items()},
             surrogate_from_json(doc["feasibility"]) if doc.get("feasibility") else None,
+            {k: surrogate_from_json(v) for k, v in doc.get("explorers", {}).items()},
         )
 
 
@@ -277,10 +289,12 @@ def _tune_and_score(config: CampaignConfig, plan: _Plan, label: str):
     return tuning, cross_validate(model.with_hyperparameters_of(full), plan.X, plan.y, plan.q, splits), full.to_json()
 
 
-def _fit_chosen(config: CampaignConfig, plan: _Plan, chosen: str, params, warm, fitted) -> tuple[dict, dict, dict]:
-    """Fit the chosen model on all rows (unless model selection ``fitted`` it already, as JSON) and rank the inputs
-    (permutation importance): the model as JSON (it travels back from a worker process as data), its
-    hyper-parameters, the importances."""
+def _fit_chosen(
+    config: CampaignConfig, plan: _Plan, chosen: str, params, warm, fitted, explorer: bool = False
+) -> tuple[dict, dict, dict]:
+    """Fit the chosen model (or with ``explorer`` the exploring one) on all rows, unless model selection ``fitted``
+    it already (as JSON), and rank the inputs (permutation importance; not for an explorer): the model as JSON (it
+    travels back from a worker process as data), its hyper-parameters, the importances."""
     import torch
 
     from surrogate.importance import permutation_importance
@@ -292,11 +306,13 @@ def _fit_chosen(config: CampaignConfig, plan: _Plan, chosen: str, params, warm, 
         model = surrogate_from_json(fitted)
     else:
         model = make_candidate(config, plan.target, chosen, params, plan.prior)
-        previous = warm.surrogates.get(plan.target.name) if warm is not None and ms.warm_start else None
-        if previous is not None and hasattr(model, "warm_start"):
-            model.warm_start(previous)
+        if warm is not None and ms.warm_start and hasattr(model, "warm_start"):
+            name = plan.target.name
+            previous = warm.explorers.get(name) if explorer else None
+            model.warm_start(previous or warm.surrogates.get(name))  # ignored unless a GP of the same features
         model.fit(plan.X, plan.y, plan.q)
-    imp = permutation_importance(model, ms.importance_repeats, ms.seed) if len(plan.y) >= 3 else {}
+    ranked = not explorer and len(plan.y) >= 3
+    imp = permutation_importance(model, ms.importance_repeats, ms.seed) if ranked else {}
     return model.to_json(), model.hyperparameters(), imp
 
 
@@ -395,13 +411,21 @@ def select_models(
         fitted = done[chosen][2] if chosen in done and plan.kept is None else None
         choices.append((chosen, params.get(chosen), note, selected_on, cv, results, fitted))
 
-    # 3. fit each target's model on all its rows
-    say(f"fitting {len(plans)} models on {min(workers, len(plans))} processes")
-    fits = fork_map(
-        lambda i: _fit_chosen(config, plans[i], choices[i][0], choices[i][1], warm, choices[i][6]),
-        range(len(plans)),
-        workers,
-    )
+    # 3. fit each target's model on all its rows, and the model the acquisition explores with where that differs
+    explore = ms.explore_with
+    explorers = [i for i, c in enumerate(choices) if explore is not None and c[0] != explore]
+    fit_jobs = [(i, False) for i in range(len(plans))] + [(i, True) for i in explorers]
+    say(f"fitting {len(fit_jobs)} models on {min(workers, len(fit_jobs))} processes")
+
+    def fit(job: tuple[int, bool]) -> tuple[dict, dict, dict]:
+        i, explorer = job
+        if not explorer:
+            return _fit_chosen(config, plans[i], choices[i][0], choices[i][1], warm, choices[i][6])
+        scored = by_plan.get(i, {}).get(explore)  # fitted on all rows during selection (above cv_refit_rows)
+        return _fit_chosen(config, plans[i], explore, None, warm, scored[2] if scored else None, explorer=True)
+
+    fits = fork_map(fit, fit_jobs, workers)
+    explorer_of = {plans[i].target.name: surrogate_from_json(f[0]) for (i, e), f in zip(fit_jobs, fits) if e}
     surrogates, reports, cv_results, tuning = {}, {}, {}, {}
     for i, (plan, (chosen, _, note, selected_on, cv, results, _), (doc, hyper, imp)) in enumerate(
         zip(plans, choices, fits)
@@ -423,8 +447,10 @@ def select_models(
             note,
             selected_on,
             len(plan.prior.y) if plan.prior is not None and chosen != "constant" else 0,
+            explore if name in explorer_of else "",
         )
-    fitted = FittedModels(encoder, surrogates, campaign.version, reports, fit_feasibility(campaign, encoder))
+    feasibility = fit_feasibility(campaign, encoder)
+    fitted = FittedModels(encoder, surrogates, campaign.version, reports, feasibility, explorer_of)
     return fitted, Selection(reports, cv_results, tuning)
 
 

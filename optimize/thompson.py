@@ -59,7 +59,7 @@ def thompson_batch(
 
     objectives = objective_values(config)
     constraints = outcome_constraints(config, fitted)
-    surrogates = [*fitted.surrogates.values(), *([fitted.feasibility] if fitted.feasibility is not None else [])]
+    surrogates = fitted.acquisition_surrogates()
     ref = torch.tensor([t.objective_reference for t in config.targets], dtype=torch.double)
     model = fitted.botorch_model()
     d = X_baseline.shape[-1]

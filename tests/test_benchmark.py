@@ -262,3 +262,22 @@ def test_cli_workers_and_models_options(tmp_path):
     assert [r["hypervolume"] for r in docs[0]["results"]] == [r["hypervolume"] for r in docs[1]["results"]]
     bad = runner.invoke(app, [*common, "--models", "gp-onehot,svm"])
     assert bad.exit_code == 2 and "--models gp-onehot,svm" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_loop_explores_with_models_explore_with_whatever_cross_validation_chose(tmp_path):
+    """models.explore_with: a loop whose targets are all predicted by a constant but explore with gp-onehot
+    proposes exactly the recipes of a gp-onehot loop; explore_with null (``chosen``) explores with the constant."""
+    from optimize.benchmark import run_cells
+    from optimize.config import with_models
+
+    base = load_config(make_campaign(tmp_path, models=GP_ONLY))
+    settings = BenchmarkSettings(("botorch",), (0,), n_initial=6, batches=2, batch_size=2)
+
+    def recipes(config):
+        return run_cells(virtual_lab_problem(config), settings, workers=1)[0].recipes
+
+    gp = recipes(base)
+    constant = with_models(base, ("constant",), None)
+    assert constant.models.explore_with == "gp-onehot"
+    assert recipes(constant) == gp
+    assert recipes(with_models(base, ("constant",), "chosen"))[6:] != gp[6:]

@@ -94,3 +94,31 @@ def test_large_data_cross_validates_a_gp_on_its_all_rows_fit_and_keeps_that_fit(
         assert again.hyperparameters() == model.hyperparameters()
         X = fitted.encoder.encode(campaign.experiments)
         np.testing.assert_allclose(again.predict(X)[0], model.predict(X)[0], rtol=1e-9)
+
+
+def test_the_acquisition_models_the_explorer_and_predictions_come_from_the_chosen_model(tmp_path):
+    """With a constant chosen for every target and ``explore_with: gp-onehot``, predictions (and reports) are the
+    constant's while the acquisition's surrogates are the GPs; both survive the JSON cache."""
+    import numpy as np
+
+    from optimize.models import FittedModels
+    from surrogate.gp import GPSurrogate
+
+    config = load_config(make_campaign(tmp_path, models={"candidates": ["constant"], "importance_repeats": 1}))
+    (campaign,) = _campaigns(config, [16])
+    fitted, _ = select_models(campaign)
+    names = [t.name for t in config.targets]
+    assert {r.chosen for r in fitted.reports.values()} == {"constant"}
+    assert all(fitted.reports[n].explorer == "gp-onehot" for n in names) and list(fitted.explorers) == names
+    X = fitted.encoder.encode(campaign.experiments)
+    for again in (fitted, FittedModels.from_json(fitted.to_json())):
+        acq = again.acquisition_surrogates()
+        assert all(isinstance(s, GPSurrogate) for s in acq) and len(acq) == len(names)
+        mean, _ = again.predict(campaign.experiments)["plqy"]
+        assert np.ptp(mean) == 0  # the constant predicts
+        assert np.ptp(acq[0].predict(X)[0]) > 1  # the GP explores
+        np.testing.assert_allclose(acq[0].predict(X)[0], fitted.explorers["plqy"].predict(X)[0])
+
+    plain = load_config(make_campaign(tmp_path / "b", models={"candidates": ["constant"], "explore_with": None}))
+    unexplored, _ = select_models(campaign_from_batches(plain, lab_batches(plain, 16)))
+    assert not unexplored.explorers and all(r.explorer == "" for r in unexplored.reports.values())
