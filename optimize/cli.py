@@ -267,9 +267,9 @@ def _print_retrain(ctx: typer.Context, cfg, result) -> None:
                 end_section=i == len(r.cv) - 1,
             )
     console.print(table)
-    explored = [f"{headers[r.target]} {r.explorer}" for r in result.targets if r.explorer]
-    if explored:
-        console.print(f"suggestions explore with (models.explore_with): {', '.join(explored)}")
+    for label in sorted({r.explorer for r in result.targets if r.explorer}):
+        names = ", ".join(headers[r.target] for r in result.targets if r.explorer == label)
+        console.print(f"suggestions explore {names} with {label} (models.explore_with)")
     for r in result.targets:
         if r.note:
             console.print(f"{headers[r.target]}: {r.note}")

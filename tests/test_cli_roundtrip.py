@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import kiln, snapshot
 
 TARGETS = ("plqy", "fwhm_nm", "dispersibility", "water_retention")
+TARGET_HEADERS = {"plqy": "PLQY", "fwhm_nm": "FWHM", "dispersibility": "disp", "water_retention": "water"}
 
 
 def _json(result) -> dict:
@@ -110,12 +111,15 @@ def test_retrain_reports_the_chosen_model_and_cv_scores_per_target(config_path):
         cv = by[name]["cv"]
         assert set(cv) == {"gp-onehot", "gbm", "constant"}
         best = min(cv, key=lambda k: cv[k]["nlpd"])
-        assert by[name]["chosen"] == best  # the winner is what runs
+        assert by[name]["chosen"] == best  # the winner predicts; the acquisition explores with gp-onehot
+        assert by[name]["explorer"] == ("" if best == "gp-onehot" else "gp-onehot")
         assert all(s["rmse"] > 0 and 0 <= s["coverage90"] <= 1 for s in cv.values())
         assert set(by[name]["importance"]) == {"temperature_c", "k_ratio", "carbonate", "addition", "br_fraction"}
     assert by["fwhm_nm"]["cv"] == {} and "too few" in by["fwhm_nm"]["note"]  # one measured FWHM in the paper
     table = kiln("retrain", "--config", str(config_path))
     assert table.exit_code == 0 and "NLPD" in table.stdout and "relies on" in table.stdout
+    explored = [TARGET_HEADERS[t] for t in TARGETS if by[t]["explorer"]]
+    assert explored and f"suggestions explore {', '.join(explored)} with gp-onehot" in table.stdout
     hist = kiln("history", "--config", str(config_path))
     assert hist.exit_code == 0 and "he2023-07" in hist.stdout and "best so far" in hist.stdout
 
