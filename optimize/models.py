@@ -309,7 +309,7 @@ def _fit_chosen(
         if warm is not None and ms.warm_start and hasattr(model, "warm_start"):
             name = plan.target.name
             previous = warm.explorers.get(name) if explorer else None
-            model.warm_start(previous or warm.surrogates.get(name))  # ignored unless a GP of the same features
+            model.warm_start(warm.surrogates.get(name) if previous is None else previous)  # unless a GP of its kind
         model.fit(plan.X, plan.y, plan.q)
     ranked = not explorer and len(plan.y) >= 3
     imp = permutation_importance(model, ms.importance_repeats, ms.seed) if ranked else {}

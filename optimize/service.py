@@ -133,6 +133,8 @@ def _retrain(
         run.json([asdict(r) for r in reports], "model_selection.json")
         for name, s in fitted.surrogates.items():
             run.json(s.to_json(), f"models/{name}.json")
+        for name, s in fitted.explorers.items():  # what the acquisition explores with (models.explore_with)
+            run.json(s.to_json(), f"models/{name}.explorer.json")
         for key, res in selection.tuning.items():
             with start_run(
                 config, "tuning", campaign.version, parent=run.id, name=f"optuna-{key.replace('/', '-')}"

@@ -81,9 +81,10 @@ def test_round_trip(config_path, config, tmp_path):
         "dispersibility.cv_nlpd" in retrain_run.data.metrics
         and "dispersibility.constant.cv_rmse" in retrain_run.data.metrics
     )
-    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id, "models")} >= {
+    explored = {t["target"] for t in ing["retrain"]["targets"] if t["explorer"]}
+    assert {a.path for a in client.list_artifacts(retrain_run.info.run_id, "models")} == {
         f"models/{t}.json" for t in TARGETS
-    }
+    } | {f"models/{t}.explorer.json" for t in explored}
     assert {a.path for a in client.list_artifacts(retrain_run.info.run_id)} >= {
         "parity.png",
         "calibration.png",
