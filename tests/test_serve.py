@@ -231,7 +231,13 @@ def _random_rows(cfg, rng, ids: list[str], batch: str) -> list[dict]:
 
 
 def _key(recipe: dict) -> tuple:
-    return tuple(str(recipe[k]) if isinstance(recipe[k], str) else round(float(recipe[k]), 6) for k in sorted(recipe))
+    """A recipe as comparable values; an input that does not apply (``None`` in a suggestion, empty in a batch
+    row, e.g. ``addition`` without a carbonate) is ``""`` either way."""
+
+    def value(v):
+        return "" if v is None else str(v) if isinstance(v, str) else round(float(v), 6)
+
+    return tuple(value(recipe[k]) for k in sorted(recipe))
 
 
 @pytest.mark.slow
