@@ -10,7 +10,8 @@ Per run, in a temporary folder:
    selects the models first);
 2. ``retrain``: the seed rows plus 100 virtual-lab experiments on random recipes (seed 0: cross-validation picks
    gradient boosting for PLQY with the shipped config), ingested without retraining, then ``kiln retrain``;
-3. ``suggest``: ``kiln suggest -n 8`` three times in a row, so 0, 8 and 16 suggestions are pending; then, on a
+3. ``suggest``: ``kiln suggest -n 8`` four times in a row, so 0, 8, 16 and 24 suggestions are pending (each
+   call starts as the previous returns, while that one's tracking process still logs its run); then, on a
    copy of that campaign taken after the retrain, with ``kiln serve`` running it (this checkout only), four more:
    the first (the server's first MLflow run and figure) and three with 8, 16 and 24 pending;
 4. ``retrain-500`` (``--n500``): ``kiln retrain`` on the seed rows plus 500 random recipes.
@@ -71,7 +72,8 @@ def kiln(code: Path, *args: str) -> tuple[float, str]:
     """Run the CLI of checkout ``code`` in a fresh process (outside any checkout, so ``code`` is what is
     imported); wall seconds and stdout."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    cmd = [sys.executable, "-c", "from optimize.cli import app; app()", "-q", *args]
+    # the `kiln` console script's entry point (older checkouts: the typer app itself)
+    cmd = [sys.executable, "-c", "import optimize.cli as c; getattr(c, 'run', c.app)()", "-q", *args]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     seconds = time.perf_counter() - t0
@@ -128,7 +130,7 @@ def main() -> None:
         out["models_chosen"] = {t["target"]: t["chosen"] for t in json.loads(text)["targets"]}
         served = Path(tmp) / "c100-served"  # the same campaign, fitted models included, for `kiln serve`
         shutil.copytree(camp.parent, served)
-        for pending in (0, 8, 16):
+        for pending in (0, 8, 16, 24):
             seconds, text = kiln(args.code, "suggest", "-n", "8", "--format", "json", "--config", str(camp))
             out["seconds"][f"suggest -n 8, {pending} pending"] = seconds
             out.setdefault("suggest_inner", []).append(json.loads(text).get("seconds"))

@@ -19,11 +19,16 @@ def objectives(values: np.ndarray, config: CampaignConfig) -> np.ndarray:
 
 
 def pareto_mask(values: np.ndarray, config: CampaignConfig) -> np.ndarray:
-    """Non-dominated rows of ``values`` (``n x m`` target values, config order)."""
-    import torch
-    from botorch.utils.multi_objective.pareto import is_non_dominated
-
-    return is_non_dominated(torch.as_tensor(objectives(values, config), dtype=torch.double), deduplicate=False).numpy()
+    """Non-dominated rows of ``values`` (``n x m`` target values, config order): ``n`` booleans. A row is dominated
+    when another is at least as good in every objective and better in one; equal rows are all kept (BoTorch's
+    ``is_non_dominated(..., deduplicate=False)``, in NumPy: no torch import for a report or a figure)."""
+    Y = objectives(values, config)  # n x m, larger is better
+    dominated = np.zeros(len(Y), dtype=bool)
+    for i in range(0, len(Y), 256):  # 256 x n x m comparisons at a time
+        block = Y[i : i + 256, None, :]
+        by = (Y[None, :, :] >= block).all(-1) & (Y[None, :, :] > block).any(-1)  # block x n: j dominates i
+        dominated[i : i + 256] = by.any(-1)
+    return ~dominated
 
 
 def pareto_set(experiments: pd.DataFrame, config: CampaignConfig) -> pd.DataFrame:

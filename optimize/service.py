@@ -196,6 +196,7 @@ def suggest(
     models: Callable[[Any], Any] | None = None,
     parsed: ParsedBatches | None = None,
     defer: Callable[..., Any] | None = None,
+    open_run: Callable[[str, str], Callable[[], str]] | None = None,
 ) -> SuggestResult:
     """Propose ``n`` new recipes; record them as pending and write a batch template.
 
@@ -204,6 +205,9 @@ def suggest(
     ``parsed``: batches validated before (a long-lived process). ``defer(fn, *args)``: run the MLflow logging
     (:func:`log_suggestion`; params, metrics, the suggestions, the Pareto figure: about a second) later, e.g. in a
     service's logging process; the run exists, and its id is in the result and the ledger, before this returns.
+    ``open_run(kind, data_version)``: have that run opened elsewhere (a command's
+    :class:`optimize.tracking_process.TrackingProcess`), asked as the work starts; it returns a function that gives
+    the run's id. By default :func:`optimize.tracking.start_run`, here, once the recipes are chosen.
     Holds the campaign lock throughout so that two concurrent calls cannot propose the same batch.
     """
     from botorch.utils.sampling import manual_seed
@@ -216,6 +220,7 @@ def suggest(
     t0 = time.perf_counter()
     with campaign_lock(config.data_path):
         campaign = load_campaign(config, parsed)
+        run_id_of = open_run("suggest", campaign.version) if open_run else None
         with manual_seed(seed):
             # retrains (a run of its own) if nothing is cached
             fitted = models(campaign) if models else _models_for(config, campaign, progress)
@@ -246,8 +251,8 @@ def suggest(
             )
             for _, row in ledger.iterrows()
         ]
-        run = start_run(config, "suggest", campaign.version)
-        ledger["mlflow_run_id"] = run.id
+        run_id = run_id_of() if run_id_of else start_run(config, "suggest", campaign.version).id
+        ledger["mlflow_run_id"] = run_id
         ledger_path = record_suggestions(config, ledger[ledger_columns(config)])
         template = write_template(config, batch, ledger)
         seconds = {"fit": t_fit - t0, "acquisition": t_acq - t_fit, "total": time.perf_counter() - t0}
@@ -260,14 +265,14 @@ def suggest(
         **config.acquisition.model_dump(),
     }
 
-    job = (config, run.id, params, seconds, suggestions, campaign.experiments, ledger)
+    job = (config, run_id, params, seconds, suggestions, campaign.experiments, ledger)
     (defer or (lambda fn, *args: fn(*args)))(log_suggestion, *job)
     return SuggestResult(
         batch,
         suggestions,
         proposal.strategy,
         campaign.version,
-        run.id,
+        run_id,
         template,
         ledger_path,
         seconds,

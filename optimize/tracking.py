@@ -14,7 +14,8 @@ from typing import Any
 from optimize.config import CampaignConfig
 
 
-def _client_and_experiment(config: CampaignConfig):
+def client_and_experiment(config: CampaignConfig):
+    """An ``MlflowClient`` on the campaign's store and the id of the campaign's experiment (created if need be)."""
     import os
 
     from mlflow.tracking import MlflowClient
@@ -154,7 +155,7 @@ def start_run(
     ``triggered_by``: the run that caused this one (an ingest causes a retrain); ``parent``: nest
     this run under another in the MLflow UI (e.g. an Optuna study under its retrain).
     """
-    client, exp_id = _client_and_experiment(config)
+    client, exp_id = client_and_experiment(config)
     tags = {"kiln.kind": kind, "kiln.data_version": data_version, "mlflow.runName": name or f"{kind}-{data_version}"}
     if triggered_by:
         tags["kiln.triggered_by"] = triggered_by
@@ -166,7 +167,7 @@ def start_run(
 
 def attach_run(config: CampaignConfig, run_id: str) -> Run:
     """A handle on a run opened before, perhaps by another process (``with attach_run(...) as run:`` ends it)."""
-    client, _ = _client_and_experiment(config)
+    client, _ = client_and_experiment(config)
     return Run(client, run_id)
 
 
@@ -174,7 +175,7 @@ def latest_run(
     config: CampaignConfig, kind: str, with_artifact: str | None = None, max_results: int = 20
 ) -> Run | None:
     """The newest finished run of ``kind`` (among the last ``max_results``) that has ``with_artifact``."""
-    client, exp_id = _client_and_experiment(config)
+    client, exp_id = client_and_experiment(config)
     runs = client.search_runs(
         [exp_id],
         f"tags.`kiln.kind` = '{kind}' and attributes.status = 'FINISHED'",
@@ -190,7 +191,7 @@ def latest_run(
 
 def list_runs(config: CampaignConfig, max_results: int = 50) -> list[dict[str, Any]]:
     """Recent runs of the campaign, newest first: id, kind, status, data version, start time, metrics."""
-    client, exp_id = _client_and_experiment(config)
+    client, exp_id = client_and_experiment(config)
     runs = client.search_runs([exp_id], order_by=["attributes.start_time DESC"], max_results=max_results)
     return [
         {
@@ -203,3 +204,18 @@ def list_runs(config: CampaignConfig, max_results: int = 50) -> list[dict[str, A
         }
         for r in runs
     ]
+
+
+def wait_for_run(config: CampaignConfig, run_id: str, timeout_s: float = 120.0) -> str:
+    """The status of run ``run_id`` once it has ended (FINISHED, FAILED or KILLED). A fresh ``kiln suggest``'s run is
+    filled and ended by its tracking process a second or two after the command has returned
+    (:mod:`optimize.tracking_process`). Raises ``TimeoutError`` after ``timeout_s``."""
+    import time
+
+    client, _ = client_and_experiment(config)
+    deadline = time.monotonic() + timeout_s
+    while (status := client.get_run(run_id).info.status) in ("RUNNING", "SCHEDULED"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"MLflow run {run_id} is still {status} after {timeout_s:.0f} s")
+        time.sleep(0.1)
+    return status

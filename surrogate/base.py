@@ -174,7 +174,7 @@ class Surrogate(ABC):
             mvn = self.mvn(X)
             mean, cov = mvn.mean.reshape(-1), mvn.covariance_matrix.reshape(len(X), len(X))
             z = torch.randn(len(X), generator=generator, dtype=mean.dtype)
-            return mean + _cholesky(cov) @ z
+            return mean + jittered_cholesky(cov) @ z
 
     def hyperparameters(self) -> dict[str, float]:
         """Named scalar hyper-parameters, for logging."""
@@ -245,7 +245,7 @@ class ConstantSurrogate(Surrogate):
         return {"mean": self.mean_, "std": self.std_}
 
 
-def _cholesky(cov: Tensor) -> Tensor:
+def jittered_cholesky(cov: Tensor) -> Tensor:
     """Lower Cholesky factor of a covariance (``n x n``), with growing jitter for near-duplicate rows; the
     diagonal's square root (independent draws, still a valid sample of each point) if all fail."""
     scale = float(cov.diagonal().mean().clamp_min(1e-12))

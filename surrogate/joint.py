@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 from botorch.models.model import Model
+from botorch.posteriors import Posterior
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultitaskMultivariateNormal
 from linear_operator.operators import DiagLinearOperator
@@ -47,7 +48,7 @@ class JointModel(Model):
         observation_noise: bool | Tensor = False,
         posterior_transform=None,
         **kwargs,
-    ) -> GPyTorchPosterior:
+    ) -> Posterior:
         if observation_noise is not False:
             raise NotImplementedError(
                 "JointModel gives noise-free posteriors; use each surrogate's predict() for noisy ones"
@@ -58,8 +59,11 @@ class JointModel(Model):
             # Gaussians, so their means and variances are the whole posterior; no joint covariance to build
             pairs = [self._surrogates[i].marginal(X) for i in idx]  # each batch x 1
             mean = torch.stack([m for m, _ in pairs], dim=-1)  # batch x 1 x m
-            var = torch.stack([v for _, v in pairs], dim=-1).squeeze(-2)  # batch x m
-            mvn = MultitaskMultivariateNormal(mean, DiagLinearOperator(var.clamp_min(1e-12)))
+            var = torch.stack([v for _, v in pairs], dim=-1)  # batch x 1 x m
+            post = IndependentNormalPosterior(mean, var.clamp_min(1e-12))
+            if posterior_transform is None:
+                return post
+            mvn = MultitaskMultivariateNormal(mean, DiagLinearOperator(post.variance.squeeze(-2)))
         else:
             mvns = [self._surrogates[i].mvn(X) for i in idx]
             mvn = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns=mvns)
@@ -75,3 +79,52 @@ class JointModel(Model):
         """
         pairs = [s.marginal(X) for s in self._surrogates]
         return torch.stack([m for m, _ in pairs], dim=-1), torch.stack([v for _, v in pairs], dim=-1)
+
+
+class IndependentNormalPosterior(Posterior):
+    """Independent Gaussians, ``batch x q x m`` means and variances: what a ``MultitaskMultivariateNormal`` with a
+    diagonal covariance gives, sample for sample (``mean + sqrt(variance) * base sample``, base samples of the
+    same shape), without building one. GPyTorch's constructor calls ``torch.broadcast_shapes``, whose first call
+    imports torch's symbolic shapes (SymPy: 0.2-0.4 s of a fresh ``kiln suggest``) and every call costs a
+    millisecond of Python: the local search asks for hundreds of these."""
+
+    def __init__(self, mean: Tensor, variance: Tensor) -> None:
+        self._mean, self._variance = mean, variance
+
+    @property
+    def mean(self) -> Tensor:
+        return self._mean
+
+    @property
+    def variance(self) -> Tensor:
+        return self._variance
+
+    @property
+    def device(self) -> torch.device:
+        return self._mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._mean.dtype
+
+    @property
+    def base_sample_shape(self) -> torch.Size:
+        return self._mean.shape
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        return (0, -2)  # the t-batch dimensions, before q x m (as a multi-output GPyTorch posterior's)
+
+    def _extended_shape(self, sample_shape: torch.Size = torch.Size()) -> torch.Size:  # noqa: B008
+        return sample_shape + self._mean.shape
+
+    def rsample_from_base_samples(self, sample_shape: torch.Size, base_samples: Tensor) -> Tensor:
+        """``sample_shape x batch x q x m`` samples from base samples of that shape."""
+        if base_samples.shape[: len(sample_shape)] != sample_shape:
+            raise RuntimeError(f"sample_shape {tuple(sample_shape)} disagrees with base samples {base_samples.shape}")
+        return self._mean + self._variance.sqrt() * base_samples
+
+    def rsample(self, sample_shape: torch.Size | None = None) -> Tensor:
+        shape = torch.Size([1]) if sample_shape is None else sample_shape
+        base = torch.randn(shape + self._mean.shape, dtype=self.dtype, device=self.device)
+        return self.rsample_from_base_samples(shape, base)

@@ -21,6 +21,8 @@ def _json(result) -> dict:
 def test_round_trip(config_path, config, tmp_path):
     from mlflow.tracking import MlflowClient
 
+    from optimize.tracking import wait_for_run
+
     # 1. suggest: 4 valid, distinct recipes with mean and std for all four targets
     doc = _json(kiln("suggest", "-n", "4", "--seed", "3", "--format", "json", "--config", str(config_path)))
     sugg = doc["suggestions"]
@@ -72,6 +74,8 @@ def test_round_trip(config_path, config, tmp_path):
     runs = client.search_runs([exp.experiment_id])
     kinds = sorted(r.data.tags["kiln.kind"] for r in runs)
     assert [k for k in kinds if k != "tuning"] == ["ingest", "retrain", "retrain", "suggest", "suggest"]
+    # a fresh `kiln suggest` opens its run before returning; its tracking process fills and ends it just after
+    assert wait_for_run(config, run_id) == wait_for_run(config, doc2["mlflow_run_id"]) == "FINISHED"
     suggest_run = client.get_run(run_id)
     assert suggest_run.data.params["n"] == "4" and "seconds_total" in suggest_run.data.metrics
     assert {a.path for a in client.list_artifacts(run_id)} >= {"pareto_front.png", "suggestions.json"}

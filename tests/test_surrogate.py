@@ -439,9 +439,9 @@ def test_marginals_are_the_posterior_diagonal(kind):
 def test_forest_predicts_as_xgboost_after_a_trip_through_json():
     """A gradient-boosting model file holds its trees: loading rebuilds them (no refit) and every member predicts
     what the fitted XGBoost booster does (to float32 rounding of its sums); a row exactly on a split threshold goes
-    left (scikit-learn's rule, XGBoost's sends it right), in the forest and in ``predict_booster`` alike; a
-    damaged file is refused by name."""
-    from surrogate.forest import Forest
+    left (scikit-learn's rule, XGBoost's sends it right), in the forest and in ``predict_booster`` alike; few rows
+    (NumPy) and many (scikit-learn's compiled loop) alike; a damaged file is refused by name."""
+    from surrogate.forest import NUMPY_MAX_PAIRS, Forest
     from surrogate.gbm import predict_booster
 
     rng = np.random.default_rng(0)
@@ -454,6 +454,10 @@ def test_forest_predicts_as_xgboost_after_a_trip_through_json():
     np.testing.assert_allclose(forest.predict(F), expected, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(forest.predict(F, [2])[0], expected[2], rtol=1e-6, atol=1e-6)
     assert np.abs(forest.predict(F)[0] - expected[1]).max() > 1e-3  # members differ (seeded subsamples)
+    many = rng.random((700, 5))  # 700 rows x 180 trees: past NUMPY_MAX_PAIRS, scikit-learn's compiled loop routes them
+    assert len(many) * 180 > NUMPY_MAX_PAIRS >= len(F) * 180
+    expected_many = np.stack([b.inplace_predict(many).astype(np.float64) for b in boosters])
+    np.testing.assert_allclose(forest.predict(many), expected_many, rtol=1e-6, atol=1e-6)
     root = json.loads(boosters[0].save_raw(raw_format="json"))["learner"]["gradient_booster"]["model"]["trees"][0]
     on_split = F[:1].copy()
     on_split[0, root["split_indices"][0]] = np.float32(root["split_conditions"][0])  # on the first tree's root split
