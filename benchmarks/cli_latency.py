@@ -14,7 +14,8 @@ Per run, in a temporary folder:
    call starts as the previous returns, while that one's tracking process still logs its run); then, on a
    copy of that campaign taken after the retrain, with ``kiln serve`` running it (this checkout only), four more:
    the first (the server's first MLflow run and figure) and three with 8, 16 and 24 pending;
-4. ``retrain-500`` (``--n500``): ``kiln retrain`` on the seed rows plus 500 random recipes.
+4. ``retrain-500`` (``--n500``): ``kiln retrain`` on the seed rows plus 500 random recipes, then ``kiln suggest
+   -n 8`` twice (0 and 8 pending).
 
 ``--code`` runs another checkout's CLI (its ``optimize`` package first on ``PYTHONPATH``) with this
 environment, for before/after tables. Prints one JSON document: the config, the models chosen, every wall time.
@@ -161,6 +162,9 @@ def main() -> None:
             seconds, text = kiln(args.code, "retrain", "--format", "json", "--config", str(big))
             out["seconds"]["retrain n=513"] = seconds
             out["models_chosen_513"] = {t["target"]: t["chosen"] for t in json.loads(text)["targets"]}
+            for pending in (0, 8):
+                seconds, text = kiln(args.code, "suggest", "-n", "8", "--format", "json", "--config", str(big))
+                out["seconds"][f"suggest -n 8 at 513 rows, {pending} pending"] = seconds
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

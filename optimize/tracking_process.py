@@ -98,8 +98,9 @@ def _serve() -> None:
 
     # Ctrl-C at the terminal, or closing it, stops the command, not its logging half-way. In the command's session
     # still: a session of its own is, for Linux's scheduler (autogroups), a peer of the command whatever its nice.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for name in ("SIGINT", "SIGHUP"):  # (no SIGHUP on Windows)
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     config: CampaignConfig = pickle.load(inp)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -121,7 +122,8 @@ def _serve() -> None:
                 out.flush()
                 raise
             out.flush()
-            os.nice(10)  # the run is open: the rest can wait for the command, and the next one
+            if hasattr(os, "nice"):
+                os.nice(10)  # the run is open: the rest can wait for the command, and the next one
             _warm_up()
         else:
             out.close()  # the command has gone

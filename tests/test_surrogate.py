@@ -436,6 +436,52 @@ def test_marginals_are_the_posterior_diagonal(kind):
     assert joint_mean.shape == (12, 2) and torch.equal(joint_var[:, 1], var)
 
 
+@pytest.mark.parametrize("kind", ["gp", "gp-onehot"])
+def test_gp_predictions_and_draws_from_the_cached_factor_are_gpytorchs(kind):
+    """A GP's predictions (observation noise included) and its Thompson draws come from the Cholesky factor cached
+    once per model, not from GPyTorch's posterior: the same numbers to rounding, for a categorical kernel too."""
+    from surrogate.base import Surrogate
+
+    torch.manual_seed(0)
+    train = _frame(20, 7)
+    model = _models()[kind].fit(ENC.encode(train), _truth(train))
+    X = ENC.encode(_frame(15, 8))
+    mean, std = model.predict(X)
+    with torch.no_grad():
+        post = model.model_.posterior(model.featurizer(X), observation_noise=True)
+        gp_mean, gp_std = post.mean.reshape(-1).numpy(), post.variance.sqrt().reshape(-1).numpy()
+    np.testing.assert_allclose(mean, gp_mean, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(std, gp_std, rtol=1e-9, atol=1e-9)
+    draw = model.sample(X, torch.Generator().manual_seed(3))
+    via_mvn = Surrogate.sample(model, X, torch.Generator().manual_seed(3))  # the generic path: GPyTorch's MVN
+    torch.testing.assert_close(draw, via_mvn, rtol=1e-7, atol=1e-7)
+    assert not torch.allclose(draw, model.sample(X, torch.Generator().manual_seed(4)))
+
+
+def test_one_recipe_posteriors_sample_as_gpytorchs_multitask_normal():
+    """The acquisition's q = 1 posterior (``IndependentNormalPosterior``) gives, under the same quasi-random base
+    samples, exactly the samples of the diagonal ``MultitaskMultivariateNormal`` it stands for."""
+    from botorch.posteriors.gpytorch import GPyTorchPosterior
+    from botorch.sampling import SobolQMCNormalSampler
+    from gpytorch.distributions import MultitaskMultivariateNormal
+    from linear_operator.operators import DiagLinearOperator
+
+    from surrogate.joint import IndependentNormalPosterior
+
+    gen = torch.Generator().manual_seed(0)
+    mean = torch.randn(5, 3, 1, 4, generator=gen, dtype=torch.double)  # batch 5 x 3, q = 1, m = 4
+    var = torch.rand(5, 3, 1, 4, generator=gen, dtype=torch.double) + 0.01
+    ours = IndependentNormalPosterior(mean, var)
+    theirs = GPyTorchPosterior(MultitaskMultivariateNormal(mean, DiagLinearOperator(var.squeeze(-2))))
+    assert ours.base_sample_shape == theirs.base_sample_shape and ours.batch_range == theirs.batch_range
+    got = SobolQMCNormalSampler(torch.Size([16]), seed=1)(ours)
+    expected = SobolQMCNormalSampler(torch.Size([16]), seed=1)(theirs)
+    assert got.shape == (16, 5, 3, 1, 4)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(ours.mean, theirs.mean)
+    torch.testing.assert_close(ours.variance, theirs.variance)
+
+
 def test_forest_predicts_as_xgboost_after_a_trip_through_json():
     """A gradient-boosting model file holds its trees: loading rebuilds them (no refit) and every member predicts
     what the fitted XGBoost booster does (to float32 rounding of its sums); a row exactly on a split threshold goes
