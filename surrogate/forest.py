@@ -147,6 +147,8 @@ class Forest:
 
     def _predict_numpy(self, X: np.ndarray, which: list[int]) -> np.ndarray:
         """``predict`` routing all (tree, row) pairs at once: ``len(which) x n``."""
+        if not which:
+            return np.zeros((0, len(X)))
         pk = self._packed
         bounds = np.append(pk.first_tree, len(pk.roots))
         trees = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in which])
@@ -157,7 +159,7 @@ class Forest:
             go_left = x[rows, pk.feature[node]] <= pk.threshold[node]
             node = np.where(go_left, pk.left[node], pk.right[node])
         firsts = np.cumsum([0] + [len(self.trees[i]) for i in which[:-1]])
-        sums = np.add.reduceat(pk.value[node], firsts, axis=0) if len(which) else np.zeros((0, len(X)))
+        sums = np.add.reduceat(pk.value[node], firsts, axis=0)
         return self.start[which][:, None] + self.learning_rate * sums
 
     @cached_property
