@@ -225,7 +225,7 @@ class GPSurrogate(Surrogate):
         """Mean and std of a new measurement (the noise-free :meth:`marginal` plus the likelihood's noise)."""
         with torch.no_grad():
             mean, var = self._marginal(X)
-            noise = self.model_.likelihood.noise.reshape(()) * self.model_.outcome_transform.stdvs.reshape(()).pow(2)
+            noise = self.model_.likelihood.noise.reshape(()) * self._outcome_var()
             return mean.reshape(-1).numpy(), (var + noise).sqrt().reshape(-1).numpy()
 
     def mvn(self, X: Tensor):
@@ -239,16 +239,24 @@ class GPSurrogate(Surrogate):
         rounding, without GPyTorch's prediction caches and lazy tensors (0.7 s of a fresh ``kiln suggest``)."""
         self._check_fitted()
         with torch.no_grad():
-            model, (train_F, L, alpha) = self.model_, self._factors()
             F = self.featurizer(X)
-            K_star = model.covar_module(F, train_F).to_dense()  # n x N
-            mean = _prior_mean(model, F) + K_star @ alpha
-            V = torch.linalg.solve_triangular(L, K_star.transpose(-1, -2), upper=False)  # N x n
-            cov = model.covar_module(F).to_dense() - V.transpose(-1, -2) @ V
-            mean, _ = model.outcome_transform.untransform(mean.unsqueeze(-1))
-            cov = cov * model.outcome_transform.stdvs.reshape(()).pow(2)
+            mean, V = self._conditioned(F)
+            cov = self.model_.covar_module(F).to_dense() - V.transpose(-1, -2) @ V
+            mean, _ = self.model_.outcome_transform.untransform(mean.unsqueeze(-1))
             z = torch.randn(len(X), generator=generator, dtype=mean.dtype)
-            return mean.reshape(-1) + jittered_cholesky(cov) @ z
+            return mean.reshape(-1) + jittered_cholesky(cov * self._outcome_var()) @ z
+
+    def _conditioned(self, F: Tensor) -> tuple[Tensor, Tensor]:
+        """At features ``F`` (``b x f``): the posterior mean in standardized units (``b``) and ``V = L^-1 K*'``
+        (``N x b``), whose columns' inner products are what the training data explain of the prior covariance."""
+        model, (train_F, L, alpha) = self.model_, self._factors()
+        K_star = model.covar_module(F, train_F).to_dense()  # b x N
+        mean = _prior_mean(model, F) + K_star @ alpha
+        return mean, torch.linalg.solve_triangular(L, K_star.transpose(-1, -2), upper=False)
+
+    def _outcome_var(self) -> Tensor:
+        """The outcome transform's scale, squared: a standardized variance times this is in target units."""
+        return self.model_.outcome_transform.stdvs.reshape(()).pow(2)
 
     def _factors(self) -> tuple[Tensor, Tensor, Tensor]:
         """:func:`_predictive_factors` of the fitted model, computed once."""
@@ -270,14 +278,10 @@ class GPSurrogate(Surrogate):
         return self._marginal(X)
 
     def _marginal(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        model, (train_F, L, alpha) = self.model_, self._factors()
-        shape = X.shape[:-1]
+        model, shape = self.model_, X.shape[:-1]
         F = self.featurizer(X.reshape(-1, X.shape[-1]))
-        K_star = model.covar_module(F, train_F).to_dense()  # b x n
-        mean = _prior_mean(model, F) + K_star @ alpha
-        prior = model.covar_module(F, diag=True)
-        v = torch.linalg.solve_triangular(L, K_star.transpose(-1, -2), upper=False)  # n x b
-        var = (prior - v.pow(2).sum(dim=0)).clamp_min(1e-12)
+        mean, v = self._conditioned(F)
+        var = (model.covar_module(F, diag=True) - v.pow(2).sum(dim=0)).clamp_min(1e-12)
         mean, var = model.outcome_transform.untransform(mean.unsqueeze(-1), var.unsqueeze(-1))
         return mean.reshape(shape), var.reshape(shape)
 

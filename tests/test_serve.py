@@ -95,11 +95,13 @@ def test_suggest_ingest_predict_history_through_http(served):
     from mlflow.tracking import MlflowClient
 
     from optimize.config import load_config
+    from optimize.tracking import wait_for_run
 
-    client = MlflowClient(tracking_uri=load_config(config).tracking_uri)
-    deadline = time.monotonic() + 180  # a liveness check, not a timing target: seconds on a quiet machine
-    while (run := client.get_run(got["mlflow_run_id"])).info.status != "FINISHED" and time.monotonic() < deadline:
-        time.sleep(0.5)
+    cfg = load_config(config)
+    client = MlflowClient(tracking_uri=cfg.tracking_uri)
+    # a liveness check, not a timing target: seconds on a quiet machine
+    assert wait_for_run(cfg, got["mlflow_run_id"], timeout_s=180) == "FINISHED"
+    run = client.get_run(got["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["n"] == "2"
     assert {"suggestions.json", "pareto_front.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     rows = [
