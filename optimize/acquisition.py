@@ -11,9 +11,9 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 
 The acquisition (``acquisition.kind``) is ``portfolio`` by default: the first half of each batch by
-qLogEHVI against the posterior-mean front (pending recipes believed at their means), the rest by Thompson
-sampling of random Chebyshev scalarizations (:mod:`optimize.thompson`), which explores where the models are
-unsure; or qLogEHVI, qLogNEHVI or qLogNParEGO for the whole batch. All run on the per-target surrogates
+qLogEHVI against the posterior-mean front (pending recipes believed at their means), the rest by random
+Chebyshev scalarizations of an upper confidence bound (:mod:`optimize.explore`), which explores where the
+models are unsure; or qLogEHVI, qLogNEHVI or qLogNParEGO for the whole batch. All run on the per-target surrogates
 (whichever model won cross-validation for each target), with minimized targets negated and a ``target``
 objective scored as minus its distance from the goal.
 Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
@@ -153,7 +153,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     - ``qlogehvi``: EHVI against the front of the posterior means at the measured and pending recipes
       (pending ones "believed" at their predicted means): one box decomposition per step;
     - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed);
-    - ``portfolio``: ``qlogehvi`` for the half of each batch it chooses (:mod:`optimize.thompson` the rest).
+    - ``portfolio``: ``qlogehvi`` for the half of each batch it chooses (:mod:`optimize.explore` the rest).
     """
     use_prebuilt_kernel()  # never BoTorch's compile at first use (optimize.kernels)
     settings = config.acquisition
@@ -327,7 +327,7 @@ def propose(
     if settings.kind == "portfolio" and settings.furnace is None:
         n_ehvi = greedy_share(settings.kind, n)
         X1, v1 = search.greedy(build, combos, n_ehvi)
-        X2, v2 = _thompson(
+        X2, v2 = _explore(
             config,
             fitted,
             combos,
@@ -446,20 +446,20 @@ class _Search:
 
 def greedy_share(kind: str, n: int) -> int:
     """How many of ``n`` recipes the greedy acquisition picks: the first half for ``portfolio`` (exploit),
-    the rest by Thompson sampling (explore); all of them for every other kind."""
+    the rest by random scalarizations (explore); all of them for every other kind."""
     return (n + 1) // 2 if kind == "portfolio" else n
 
 
-def _thompson(config, fitted, combos, X_baseline: Tensor, X_pending: Tensor, X_measured: Tensor, n: int, seed: int):
-    """``n`` recipes (``n x d``) by Thompson sampling (see :mod:`optimize.thompson`) on fresh Sobol candidates,
-    and their sampled values."""
-    from optimize.thompson import CANDIDATES_PER_RAW_SAMPLE, sobol_candidates, thompson_batch
+def _explore(config, fitted, combos, X_baseline: Tensor, X_pending: Tensor, X_measured: Tensor, n: int, seed: int):
+    """``n`` recipes (``n x d``) by random scalarizations (see :mod:`optimize.explore`) on fresh Sobol candidates,
+    and their scalarized values."""
+    from optimize.explore import CANDIDATES_PER_RAW_SAMPLE, explore_batch, sobol_candidates
 
     if n == 0:
         return torch.zeros(0, X_measured.shape[-1], dtype=torch.double), np.zeros(0)
     per_combo = CANDIDATES_PER_RAW_SAMPLE * config.acquisition.raw_samples_per_combo
     draw = sobol_candidates(config, fitted.encoder, combos, per_combo, seed + 1)
-    X, values = thompson_batch(config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw)
+    X, values = explore_batch(config, fitted, X_baseline, X_pending, torch.cat([X_measured, X_pending]), n, seed, draw)
     return X, values.numpy()
 
 
@@ -494,11 +494,11 @@ def _propose_from_pool(
         values.append(float(v[k]))
     X = X_pool[chosen].reshape(-1, d)
     if n_greedy < n:
-        from optimize.thompson import thompson_batch
+        from optimize.explore import explore_batch
 
         X_free = X_pool[[i for i in free if i not in chosen]]
         pending = torch.cat([X_pending.reshape(-1, d), X])
-        X_ts, v_ts = thompson_batch(
+        X_ts, v_ts = explore_batch(
             config, fitted, X_baseline, pending, torch.cat([taken, X]), n - n_greedy, seed, lambda step: X_free
         )
         X, values = torch.cat([X, X_ts]), [*values, *v_ts.tolist()]

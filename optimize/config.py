@@ -243,8 +243,11 @@ class Prior(_Frozen):
 class AcquisitionSettings(_Frozen):
     """How candidates are searched. Defaults were measured on the seed campaign (see README)."""
 
-    # portfolio: half of each batch by qLogEHVI, half by Thompson sampling (see optimize.thompson)
+    # portfolio: half of each batch by qLogEHVI, half by random scalarizations (see optimize.explore)
     kind: Literal["portfolio", "qlogehvi", "qlognehvi", "qlognparego"] = "portfolio"
+    # the portfolio's exploring half scalarizes an upper confidence bound (ucb) or a posterior sample (thompson)
+    explore: Literal["ucb", "thompson"] = "ucb"
+    explore_beta: float = Field(default=1.0, ge=0, le=10)  # the bound's reach, in posterior standard deviations
     mc_samples: int = Field(default=128, ge=16, le=4096)
     raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
     restarts: int = Field(default=6, ge=1, le=64)
