@@ -330,7 +330,10 @@ def benchmark(
     strategies: Annotated[
         str, typer.Option(help="comma-separated: botorch, random, sobol, tpe; peers (extra `peers`): ax, baybe")
     ] = "botorch,random,sobol,tpe",
-    seeds: Annotated[int, typer.Option(min=1, help="repetitions (seeds 0..K-1)")] = 10,
+    seeds: Annotated[int, typer.Option(min=1, help="repetitions (seeds F..F+K-1, F = --first-seed)")] = 10,
+    first_seed: Annotated[
+        int, typer.Option(min=0, help="the first seed (to extend a study, e.g. a slow peer, on more seeds)")
+    ] = 0,
     initial: Annotated[
         int,
         typer.Option(
@@ -378,7 +381,9 @@ def benchmark(
         candidates = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
         cfg = _run(with_models, cfg, candidates, explore_with)
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
-    settings = _run(BenchmarkSettings, names, tuple(range(seeds)), initial, batches, batch_size)
+    settings = _run(
+        BenchmarkSettings, names, tuple(range(first_seed, first_seed + seeds)), initial, batches, batch_size
+    )
     total = len(names) * seeds * (batches + 1)
     with Progress(
         TextColumn("{task.description}"),

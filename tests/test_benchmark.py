@@ -167,6 +167,21 @@ def test_cli_benchmark_with_an_oracle_file_for_another_campaign(tmp_path):
         ],
     )
     assert table.exit_code == 0 and "to 90 %" in table.stdout
+    # --first-seed extends a study: seed 1 alone gives the rows seed 1 gave in the two-seed run
+    later = runner.invoke(
+        app,
+        ["benchmark", "--oracle", f"{oracle}:measure", "--strategies", "random", "--seeds", "1", "--first-seed", "1"]
+        + ["--initial", "3", "--batches", "2", "--batch-size", "2", "--format", "json", "--config", str(cfg_path)],
+    )
+    assert later.exit_code == 0, later.stderr
+
+    def curve(rows, seed):  # hypervolume per batch; its scale (the best known front) holds what the run found
+        return [r["hypervolume"] for r in rows if r["seed"] == seed]
+
+    rows = json.loads(later.stdout)["results"]
+    random_rows = [r for r in doc["results"] if r["strategy"] == "random"]
+    assert {r["seed"] for r in rows} == {1} and curve(rows, 1) == pytest.approx(curve(random_rows, 1), rel=1e-3)
+    assert curve(rows, 1) != pytest.approx(curve(random_rows, 0), rel=1e-3)
 
 
 @pytest.mark.parametrize(
