@@ -59,7 +59,8 @@ def _fitted_lab(tmp_path, rows: int = 12, **acquisition):
 
 def test_upper_confidence_bound_moves_each_target_its_better_way(tmp_path):
     """PLQY (maximized) moves up, FWHM (minimized) down, by beta posterior standard deviations; a ``target``
-    objective moves towards its goal and stops there; constraints see the posterior means."""
+    objective moves towards its goal and stops there; the means returned (what constraints are judged on) are the
+    posterior means."""
     from optimize.config import Target
     from optimize.explore import optimistic
 
