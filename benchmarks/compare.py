@@ -13,7 +13,7 @@ A document is named by its ``problem`` field, or by ``NAME=`` before its path (l
 Per problem and strategy, over the seeds: hypervolume / best known after 16 and 32 experiments (median, worst
 seed, interquartile range), experiments to reach 80 % and 90 % of it (median and worst seed; "never" when a seed
 did not within the run) and proposal seconds per batch (median over seeds of each seed's mean). Several
-documents of the same problem (e.g. peers run apart from the rest) are merged by strategy. ``botorch`` is
+documents of the same problem (e.g. peers run apart from the rest) are merged by strategy and seed. ``botorch`` is
 kiln's own loop with the problem config's defaults, shown as ``kiln``.
 """
 
@@ -77,12 +77,18 @@ def stats(rows: list[dict]) -> dict:
 
 
 def merged(docs: list[dict]) -> dict[str, dict[str, list[dict]]]:
-    """problem -> strategy -> rows (later documents replace a strategy's rows)."""
+    """problem -> strategy -> rows, seed by seed: a later document's rows replace the rows of the same strategy
+    and seed, and add the seeds it ran that earlier ones did not (`kiln benchmark --first-seed` extends a slow
+    peer's study). Rows keep their own run's scale (the best known front: the table's, or on a simulator the dense
+    design's plus what that run found, so runs differ slightly there)."""
     out: dict[str, dict[str, list[dict]]] = {}
     for doc in docs:
         by = out.setdefault(doc["problem"], {})
         for name in dict.fromkeys(r["strategy"] for r in doc["results"]):
-            by[name] = [r for r in doc["results"] if r["strategy"] == name]
+            rows = [r for r in doc["results"] if r["strategy"] == name]
+            seeds = {r["seed"] for r in rows}
+            kept = [r for r in by.get(name, []) if r["seed"] not in seeds]
+            by[name] = sorted(kept + rows, key=lambda r: (r["seed"], r["batch"]))
     return out
 
 
