@@ -80,7 +80,7 @@ def explore_batch(
         if len(X) == 0:
             raise RuntimeError("every candidate duplicates a measured or pending recipe; widen the search space")
         if settings.explore == "ucb":
-            Z, Z_ok = optimistic(config, surrogates, X, settings.explore_beta)
+            Z, Z_ok = optimistic(config, model, X, settings.explore_beta)
         else:
             generator = torch.Generator().manual_seed(seed * 7919 + pick)
             Z = Z_ok = torch.stack([s.sample(X, generator) for s in surrogates], dim=-1)
@@ -96,29 +96,24 @@ def explore_batch(
     return torch.stack(chosen), torch.tensor(values)
 
 
-def optimistic(config: CampaignConfig, surrogates: list, X: Tensor, beta: float) -> tuple[Tensor, Tensor]:
-    """Per candidate (``N x d``) and model output: the upper confidence bound (``N x m'``), each target's posterior
-    mean moved ``beta`` posterior standard deviations (noise-free) in its better direction, towards the goal for
-    a ``target`` objective but never past it; and the posterior means (``N x m'``), on which constraints and the
-    chance of success (an output after the targets) are judged."""
-    means, bounds = [], []
-    for j, surrogate in enumerate(surrogates):
-        with torch.no_grad():
-            mean, var = surrogate.marginal(X)
-        mean = mean.reshape(-1)
-        reach = beta * var.reshape(-1).clamp_min(0.0).sqrt()
-        means.append(mean)
-        if j >= len(config.targets):
-            bounds.append(mean)
-            continue
-        target = config.targets[j]
+def optimistic(config: CampaignConfig, model, X: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """Per candidate (``N x d``) and output of ``model`` (a :class:`~surrogate.joint.JointModel`): the upper
+    confidence bound (``N x m'``), each target's posterior mean moved ``beta`` posterior standard deviations
+    (noise-free) in its better direction, towards the goal for a ``target`` objective but never past it; and the
+    posterior means (``N x m'``), on which constraints and the chance of success (an output after the targets)
+    are judged."""
+    with torch.no_grad():
+        mean, var = model.marginals(X)
+    reach = beta * var.clamp_min(0.0).sqrt()
+    bound = mean.clone()
+    for j, target in enumerate(config.targets):
         if target.direction == "maximize":
-            bounds.append(mean + reach)
+            bound[:, j] += reach[:, j]
         elif target.direction == "minimize":
-            bounds.append(mean - reach)
+            bound[:, j] -= reach[:, j]
         else:
-            bounds.append(mean + torch.clamp(target.goal - mean, -reach, reach))
-    return torch.stack(bounds, dim=-1), torch.stack(means, dim=-1)
+            bound[:, j] += torch.clamp(target.goal - mean[:, j], -reach[:, j], reach[:, j])
+    return bound, mean
 
 
 def _scale(model, objectives, constraints, X: Tensor, ref: Tensor) -> Tensor:

@@ -68,7 +68,7 @@ def test_upper_confidence_bound_moves_each_target_its_better_way(tmp_path):
     X = fitted.encoder.encode(campaign.experiments[list(cfg.input_names)])
     X[:, fitted.encoder.cont_dims] = (X[:, fitted.encoder.cont_dims] + 0.05).clamp(0.0, 1.0)  # near, not on, the data
     surrogates = fitted.acquisition_surrogates()
-    bound, mean = optimistic(cfg, surrogates, X, beta=2.0)
+    bound, mean = optimistic(cfg, fitted.botorch_model(), X, beta=2.0)
     for j, s in enumerate(surrogates):
         with torch.no_grad():
             mu, var = s.marginal(X)
@@ -81,7 +81,7 @@ def test_upper_confidence_bound_moves_each_target_its_better_way(tmp_path):
     goal = float(mean[0, 0] + reach[0] / 2)  # within the first recipe's reach; the others anywhere
     targets = list(cfg.targets)
     targets[0] = Target(**{**targets[0].model_dump(), "direction": "target", "goal": goal})
-    aimed, mean = optimistic(cfg.model_copy(update={"targets": tuple(targets)}), surrogates, X, beta=2.0)
+    aimed, mean = optimistic(cfg.model_copy(update={"targets": tuple(targets)}), fitted.botorch_model(), X, beta=2.0)
     assert torch.allclose((aimed[:, 0] - goal).abs(), ((mean[:, 0] - goal).abs() - reach).clamp_min(0.0))
     assert float(aimed[0, 0]) == pytest.approx(goal)  # within reach: at the goal, not past it
 
