@@ -482,6 +482,34 @@ def test_one_recipe_posteriors_sample_as_gpytorchs_multitask_normal():
     torch.testing.assert_close(ours.variance, theirs.variance)
 
 
+def test_boost_grows_the_booster_xgboost_train_grows():
+    """``surrogate.gbm.boost`` skips ``xgboost.train``'s per-round Python, not a round: the saved models are equal
+    byte for byte, with and without row subsampling, from one round to many."""
+    import xgboost as xgb
+
+    from surrogate.gbm import boost
+
+    rng = np.random.default_rng(0)
+    for rows, features, rounds, subsample in [(12, 9, 100, 1.0), (30, 4, 37, 0.7), (5, 2, 1, 1.0), (40, 6, 250, 0.8)]:
+        F, y = rng.random((rows, features)), rng.random(rows)
+        params = {
+            "objective": "reg:squarederror",
+            "tree_method": "exact",
+            "eta": 0.1,
+            "max_depth": 3,
+            "subsample": subsample,
+            "lambda": 0.0,
+            "base_score": float(y.mean()),
+            "nthread": 1,
+            "seed": 7,
+            "verbosity": 0,
+        }
+        theirs = xgb.train(params, xgb.DMatrix(F, label=y, nthread=1), num_boost_round=rounds)
+        ours = boost(params, xgb.DMatrix(F, label=y, nthread=1), rounds)
+        assert bytes(ours.save_raw("json")) == bytes(theirs.save_raw("json"))
+        assert len(json.loads(bytes(ours.save_raw("json")))["learner"]["gradient_booster"]["model"]["trees"]) == rounds
+
+
 def test_forest_predicts_as_xgboost_after_a_trip_through_json():
     """A gradient-boosting model file holds its trees: loading rebuilds them (no refit) and every member predicts
     what the fitted XGBoost booster does (to float32 rounding of its sums); a row exactly on a split threshold goes
