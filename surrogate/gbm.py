@@ -90,7 +90,8 @@ def boost(params: dict[str, Any], dtrain, rounds: int):
     (the same C call, ``XGBoosterUpdateOneIter``; tested byte for byte), minus the callback container, the
     feature-name checks repeated every round and the final cache reset. On the 10-50 rows of a young campaign a
     round of a depth-2 tree is microseconds of C and was 50-70 us of Python, most of a model selection's time in
-    the Optuna trials and leave-one-out folds of the gradient-boosting candidates."""
+    the Optuna trials and leave-one-out folds of the gradient-boosting candidates. ``xgboost.core._LIB`` is private:
+    the pin (``xgboost-cpu<4``) and the byte-for-byte test keep it honest."""
     import ctypes
 
     import xgboost as xgb
