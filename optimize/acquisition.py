@@ -14,8 +14,8 @@ The acquisition (``acquisition.kind``) is ``portfolio`` by default: the first ha
 qLogEHVI against the posterior-mean front (pending recipes believed at their means), the rest by random
 Chebyshev scalarizations of an upper confidence bound (:mod:`optimize.explore`), which explores where the
 models are unsure; or qLogEHVI, qLogNEHVI or qLogNParEGO for the whole batch. All run on the per-target surrogates
-(whichever model won cross-validation for each target), with minimized targets negated and a ``target``
-objective scored as minus its distance from the goal.
+of ``FittedModels.acquisition_surrogates`` (``models.explore_with``'s GP, or the cross-validation winner when it is
+unset), with minimized targets negated and a ``target`` objective scored as minus its distance from the goal.
 Shapes: ``X`` is ``b x q x d`` for the acquisition, ``n x d`` elsewhere; ``d`` = number of inputs.
 """
 

@@ -74,8 +74,8 @@ class JointModel(Model):
         """Noise-free posterior means and variances of every output at each of ``X`` (``n x d``): two ``n x m``.
 
         One call per surrogate and only the diagonal (the front's posterior means at the measured recipes, the
-        Thompson scale), where ``posterior`` builds the joint covariance; a gradient-boosting ensemble gives them
-        without building an MVN at all.
+        exploring half's scale and upper confidence bounds), where ``posterior`` builds the joint covariance; a
+        gradient-boosting ensemble gives them without building an MVN at all.
         """
         pairs = [s.marginal(X) for s in self._surrogates]
         return torch.stack([m for m, _ in pairs], dim=-1), torch.stack([v for _, v in pairs], dim=-1)
