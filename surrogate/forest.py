@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,55 +29,70 @@ _FIELDS = ("left", "right", "feature", "threshold", "value")
 NUMPY_MAX_PAIRS = 100_000  # (tree, row) pairs routed in NumPy; more go to scikit-learn's compiled loop
 
 
-def _xgboost_tree_arrays(tree: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The node arrays of one tree of an XGBoost model's JSON (``save_raw("json")``), in scikit-learn's terms:
-    leaves hold their value (learning rate included) and no feature (-2), splits their float32 threshold."""
-    left = np.asarray(tree["left_children"], dtype=np.intp)
-    cond = np.asarray(tree["split_conditions"], dtype=np.float32).astype(np.float64)
+def _joined(trees: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The lists ``keys`` of every tree in ``trees``, each joined into one array, and the length of each tree's
+    first list (``T``)."""
+    sizes = np.fromiter((len(t[keys[0]]) for t in trees), dtype=np.intp, count=len(trees))
+    joined = []
+    for key in keys:
+        values = np.asarray(list(chain.from_iterable(t[key] for t in trees)))
+        lengths = np.fromiter((len(t[key]) for t in trees), dtype=np.intp, count=len(trees))
+        if not np.array_equal(lengths, sizes):
+            raise ValueError("a tree's node arrays differ in length; the model file is damaged")
+        joined.append(values)
+    return joined, sizes
+
+
+def _xgboost_nodes(trees: Sequence[dict[str, Any]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The nodes of the trees of an XGBoost model's JSON (``save_raw("json")``), in scikit-learn's terms: leaves
+    hold their value (learning rate included) and no feature (-2), splits their float32 threshold; and the nodes
+    per tree."""
+    (left, right, split, cond), sizes = _joined(
+        trees, ("left_children", "right_children", "split_indices", "split_conditions")
+    )
+    left = left.astype(np.intp)
+    cond = cond.astype(np.float32).astype(np.float64)
     leaf = left < 0
-    return {
+    nodes = {
         "left": left,
-        "right": np.asarray(tree["right_children"], dtype=np.intp),
-        "feature": np.where(leaf, -2, np.asarray(tree["split_indices"], dtype=np.intp)),
+        "right": right.astype(np.intp),
+        "feature": np.where(leaf, -2, split.astype(np.intp)),
         "threshold": np.where(leaf, -2.0, cond),
         "value": np.where(leaf, cond, 0.0),
     }
+    return nodes, sizes
 
 
-def _checked(doc: dict[str, Any], n_features: int) -> dict[str, np.ndarray]:
-    """One tree's node arrays (from lists or arrays), refused by name if they do not make a tree."""
+def _checked(nodes: dict[str, np.ndarray], sizes: np.ndarray, n_features: int) -> dict[str, np.ndarray]:
+    """Every tree's node arrays, joined (``N`` each; ``sizes``: nodes per tree), as the forest keeps them; refused
+    by name if they do not make trees: a split's children are later nodes of its own tree (so no cycles) and its
+    feature is one of the ``n_features``."""
     tree = {
-        "left": np.asarray(doc["left"], dtype=np.intp),
-        "right": np.asarray(doc["right"], dtype=np.intp),
-        "feature": np.asarray(doc["feature"], dtype=np.intp),
-        "threshold": np.asarray(doc["threshold"], dtype=np.float64),
-        "value": np.asarray(doc["value"], dtype=np.float64).reshape(-1),
+        "left": np.asarray(nodes["left"], dtype=np.intp).reshape(-1),
+        "right": np.asarray(nodes["right"], dtype=np.intp).reshape(-1),
+        "feature": np.asarray(nodes["feature"], dtype=np.intp).reshape(-1),
+        "threshold": np.asarray(nodes["threshold"], dtype=np.float64).reshape(-1),
+        "value": np.asarray(nodes["value"], dtype=np.float64).reshape(-1),
     }
-    count = len(tree["left"])
-    if count == 0 or any(len(tree[f]) != count for f in _FIELDS):
+    count = int(sizes.sum())
+    if len(sizes) == 0 or (sizes <= 0).any() or any(len(tree[f]) != count for f in _FIELDS):
         raise ValueError("a tree's node arrays are empty or differ in length; the model file is damaged")
+    own = np.arange(count) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # each node's index in its tree
+    size = np.repeat(sizes, sizes)
     left, right, feature = tree["left"], tree["right"], tree["feature"]
     inner = left >= 0
     if (
-        (left >= count).any()
-        or (right >= count).any()
-        or (right[inner] < 0).any()
+        (left[inner] >= size[inner]).any()
+        or (right[inner] >= size[inner]).any()
+        or (left[inner] <= own[inner]).any()
+        or (right[inner] <= own[inner]).any()
         or (feature[inner] < 0).any()
         or (feature[inner] >= n_features).any()
     ):
-        raise ValueError("a tree points past its nodes or features; the model file is damaged")
+        raise ValueError(
+            "a tree points past its nodes, back to an earlier node or past its features; the model file is damaged"
+        )
     return tree
-
-
-def _depth(left: np.ndarray, right: np.ndarray) -> int:
-    depth, level, frontier = 0, 0, [0]
-    while frontier:
-        depth = level
-        frontier = [c for i in frontier if left[i] >= 0 for c in (left[i], right[i])]
-        level += 1
-        if level > len(left):
-            raise ValueError("a tree's nodes form a cycle; the model file is damaged")
-    return depth
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,11 @@ class _Packed:
     value: np.ndarray  # N
     roots: np.ndarray  # T, the root node of each tree, members' trees in order
     first_tree: np.ndarray  # M, the index of each member's first tree
-    depth: int
+    depths: np.ndarray  # T, each tree's depth
+
+    @property
+    def depth(self) -> int:
+        return int(self.depths.max())
 
 
 @dataclass(frozen=True)
@@ -101,18 +121,28 @@ class _Stage:
     tree_: Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Forest:
-    """``M`` boosted members: member ``i`` predicts ``start[i] + learning_rate * sum_k tree_ik(x)``."""
+    """``M`` boosted members: member ``i`` predicts ``start[i] + learning_rate * sum_k tree_ik(x)``.
 
-    trees: tuple[tuple[dict[str, np.ndarray], ...], ...]  # per member, per tree, its node arrays
+    The nodes of every tree, members' trees in order, are kept joined: ``nodes`` maps each of ``left``, ``right``
+    (children numbered within their tree, -1 at a leaf), ``feature`` (-2 at a leaf), ``threshold`` and ``value``
+    to an array of ``N``; ``tree_sizes`` (``T``) counts each tree's nodes and ``member_sizes`` (``M``) each
+    member's trees. Built from the (checked) arrays at once, not tree by tree: 16,000 trees of a model selection's
+    folds cost 0.8 s as per-tree arrays."""
+
+    nodes: dict[str, np.ndarray]
+    tree_sizes: np.ndarray  # T
+    member_sizes: np.ndarray  # M
     start: np.ndarray  # M
     learning_rate: float
     n_features: int
 
     def __post_init__(self) -> None:
-        if len(self.start) != len(self.trees) or any(len(m) == 0 for m in self.trees):
+        if len(self.start) != len(self.member_sizes) or (self.member_sizes <= 0).any():
             raise ValueError("Forest: a start value and a tree per member are needed; the model file is damaged")
+        if self.member_sizes.sum() != len(self.tree_sizes):
+            raise ValueError("Forest: the members' trees do not add up; the model file is damaged")
 
     @classmethod
     def from_boosters(cls, boosters: Sequence[Any], n_features: int) -> Forest:
@@ -122,9 +152,12 @@ class Forest:
         for booster in boosters:
             learner = json.loads(booster.save_raw(raw_format="json"))["learner"]
             start.append(float(learner["learner_model_param"]["base_score"].strip("[]")))
-            member = learner["gradient_booster"]["model"]["trees"]
-            trees.append(tuple(_checked(_xgboost_tree_arrays(t), n_features) for t in member))
-        return cls(tuple(trees), np.asarray(start, dtype=np.float64), 1.0, n_features)
+            trees.append(learner["gradient_booster"]["model"]["trees"])
+        nodes, sizes = _xgboost_nodes(list(chain.from_iterable(trees)))
+        members = np.asarray([len(m) for m in trees], dtype=np.intp)
+        return cls(
+            _checked(nodes, sizes, n_features), sizes, members, np.asarray(start, dtype=np.float64), 1.0, n_features
+        )
 
     @property
     def n_members(self) -> int:
@@ -134,7 +167,7 @@ class Forest:
         """Predictions of every member (or of ``members``) at each row of ``F`` (``n x p``): ``M x n``."""
         X = np.ascontiguousarray(F, dtype=np.float32)  # as scikit-learn's trees see them
         which = list(range(self.n_members)) if members is None else list(members)
-        if len(X) * sum(len(self.trees[i]) for i in which) <= NUMPY_MAX_PAIRS:
+        if len(X) * int(self.member_sizes[which].sum()) <= NUMPY_MAX_PAIRS:
             return self._predict_numpy(X, which)
         from sklearn.ensemble._gradient_boosting import predict_stages
 
@@ -158,29 +191,44 @@ class Forest:
         for _ in range(pk.depth):
             go_left = x[rows, pk.feature[node]] <= pk.threshold[node]
             node = np.where(go_left, pk.left[node], pk.right[node])
-        firsts = np.cumsum([0] + [len(self.trees[i]) for i in which[:-1]])
+        firsts = np.cumsum([0] + [int(self.member_sizes[i]) for i in which[:-1]])
         sums = np.add.reduceat(pk.value[node], firsts, axis=0)
         return self.start[which][:, None] + self.learning_rate * sums
 
     @cached_property
     def _packed(self) -> _Packed:
-        arrays: dict[str, list[np.ndarray]] = {f: [] for f in _FIELDS}
-        roots, first_tree, offset, depth = [], [], 0, 0
-        for member in self.trees:
-            first_tree.append(len(roots))
-            for tree in member:
-                count, own = len(tree["left"]), offset + np.arange(len(tree["left"]))
-                leaf = tree["left"] < 0
-                arrays["left"].append(np.where(leaf, own, tree["left"] + offset))
-                arrays["right"].append(np.where(leaf, own, tree["right"] + offset))
-                arrays["feature"].append(np.where(leaf, 0, tree["feature"]))
-                arrays["threshold"].append(np.where(leaf, np.inf, tree["threshold"]))
-                arrays["value"].append(tree["value"])
-                roots.append(offset)
-                depth = max(depth, _depth(tree["left"], tree["right"]))
-                offset += count
-        joined = {f: np.concatenate(v) for f, v in arrays.items()}
-        return _Packed(**joined, roots=np.asarray(roots), first_tree=np.asarray(first_tree), depth=depth)
+        nodes, sizes = self.nodes, self.tree_sizes
+        roots = np.cumsum(sizes) - sizes  # T
+        own = np.arange(len(nodes["left"]))
+        offset = np.repeat(roots, sizes)
+        leaf = nodes["left"] < 0
+        left = np.where(leaf, own, nodes["left"] + offset)
+        right = np.where(leaf, own, nodes["right"] + offset)
+        level, frontier, depth = np.zeros(len(own), dtype=np.intp), roots, 0
+        while True:  # from the roots down, every tree at once (children follow their parents: _checked)
+            inner = frontier[~leaf[frontier]]
+            if len(inner) == 0:
+                break
+            depth += 1
+            frontier = np.concatenate([left[inner], right[inner]])
+            level[frontier] = depth
+        return _Packed(
+            left=left,
+            right=right,
+            feature=np.where(leaf, 0, nodes["feature"]),
+            threshold=np.where(leaf, np.inf, nodes["threshold"]),
+            value=nodes["value"],
+            roots=roots,
+            first_tree=np.cumsum(self.member_sizes) - self.member_sizes,
+            depths=np.maximum.reduceat(level, roots),
+        )
+
+    def _trees(self) -> list[list[tuple[int, int]]]:
+        """Per member, per tree, the (first, last + 1) of its nodes in ``nodes``."""
+        ends = np.cumsum(self.tree_sizes).tolist()
+        spans = list(zip([0, *ends[:-1]], ends))
+        firsts = np.cumsum(self.member_sizes).tolist()
+        return [spans[a:b] for a, b in zip([0, *firsts[:-1]], firsts)]
 
     @cached_property
     def _stages(self) -> tuple[np.ndarray, ...]:
@@ -188,31 +236,39 @@ class Forest:
         from sklearn.tree._tree import Tree
 
         node_dtype = Tree(1, np.ones(1, dtype=np.intp), 1).__getstate__()["nodes"].dtype
+        depths, k = self._packed.depths, 0
         stages = []
-        for member in self.trees:
+        for member in self._trees():
             column = np.empty((len(member), 1), dtype=object)
-            for k, tree in enumerate(member):
-                count = len(tree["left"])
-                nodes = np.zeros(count, dtype=node_dtype)
+            for row, (a, b) in enumerate(member):
+                tree = {f: self.nodes[f][a:b] for f in _FIELDS}
+                nodes = np.zeros(b - a, dtype=node_dtype)
                 nodes["left_child"], nodes["right_child"] = tree["left"], tree["right"]
                 nodes["feature"], nodes["threshold"] = tree["feature"], tree["threshold"]
                 sk = Tree(self.n_features, np.ones(1, dtype=np.intp), 1)
-                state = {"max_depth": _depth(tree["left"], tree["right"]), "node_count": count, "nodes": nodes}
-                sk.__setstate__({**state, "values": tree["value"].reshape(count, 1, 1)})
-                column[k, 0] = _Stage(sk)
+                state = {"max_depth": int(depths[k]), "node_count": b - a, "nodes": nodes}
+                sk.__setstate__({**state, "values": tree["value"].reshape(b - a, 1, 1).copy()})
+                column[row, 0] = _Stage(sk)
+                k += 1
             stages.append(column)
         return tuple(stages)
 
     def to_json(self) -> dict[str, Any]:
+        lists = {f: self.nodes[f].tolist() for f in _FIELDS}
         return {
             "start": self.start.tolist(),
             "learning_rate": self.learning_rate,
             "n_features": self.n_features,
-            "trees": [[{f: tree[f].tolist() for f in _FIELDS} for tree in member] for member in self.trees],
+            "trees": [[{f: lists[f][a:b] for f in _FIELDS} for a, b in member] for member in self._trees()],
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Forest:
         p = int(doc["n_features"])
-        trees = tuple(tuple(_checked(tree, p) for tree in member) for member in doc["trees"])
-        return cls(trees, np.asarray(doc["start"], dtype=np.float64), float(doc["learning_rate"]), p)
+        members = doc["trees"]
+        joined, sizes = _joined(list(chain.from_iterable(members)), _FIELDS)
+        nodes = _checked(dict(zip(_FIELDS, joined)), sizes, p)
+        member_sizes = np.asarray([len(m) for m in members], dtype=np.intp)
+        return cls(
+            nodes, sizes, member_sizes, np.asarray(doc["start"], dtype=np.float64), float(doc["learning_rate"]), p
+        )
