@@ -146,7 +146,10 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         sq = (Z * Z).sum(1)
         K = np.exp(-0.5 * np.maximum(sq[:, None] + sq[None, :] - 2.0 * Z @ Z.T, 0.0))
         C = K + s * self._eye
-        L = psd_safe_cholesky(torch.from_numpy(C)).numpy()  # GPyTorch's jitter rules and errors
+        L, failed = torch.linalg.cholesky_ex(torch.from_numpy(C))  # psd_safe_cholesky's first try
+        if failed.item():
+            L = psd_safe_cholesky(torch.from_numpy(C))  # GPyTorch's jitter rules and errors
+        L = L.numpy()
         r = y - c
         alpha, info = dpotrs(L, r, lower=1)  # scipy's cho_solve without its argument checks
         Cinv, info_inv = dpotrs(L, self._eye, lower=1)

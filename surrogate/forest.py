@@ -18,6 +18,7 @@ Shapes: features ``n x p``; predictions ``M x n`` (one row per member).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
@@ -27,6 +28,12 @@ import numpy as np
 
 _FIELDS = ("left", "right", "feature", "threshold", "value")
 NUMPY_MAX_PAIRS = 100_000  # (tree, row) pairs routed in NumPy; more go to scikit-learn's compiled loop
+# Node arrays of an XGBoost tree's JSON that a forest does not keep, followed by a comma (so never an object's last
+# member): cut from the text before parsing, which is then 0.5 ms a member instead of 1.4 (100 trees).
+_UNUSED_ARRAYS = re.compile(
+    rb'"(?:base_weights|categories|categories_nodes|categories_segments|categories_sizes|default_left|loss_changes'
+    rb'|parents|split_type|sum_hessian)":\[[^\[\]{}"]*\],'
+)
 
 
 def _joined(trees: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -150,7 +157,7 @@ class Forest:
         the learning rate, so the forest's is 1."""
         trees, start = [], []
         for booster in boosters:
-            learner = json.loads(booster.save_raw(raw_format="json"))["learner"]
+            learner = json.loads(_UNUSED_ARRAYS.sub(b"", booster.save_raw(raw_format="json")))["learner"]
             start.append(float(learner["learner_model_param"]["base_score"].strip("[]")))
             trees.append(learner["gradient_booster"]["model"]["trees"])
         nodes, sizes = _xgboost_nodes(list(chain.from_iterable(trees)))
