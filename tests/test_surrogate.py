@@ -542,7 +542,14 @@ def test_forest_predicts_as_xgboost_after_a_trip_through_json():
     left = forest.predict(on_split, [0])[0, 0]
     np.testing.assert_allclose(left, predict_booster(boosters[0], on_split)[0], rtol=1e-6)
     assert abs(left - float(boosters[0].inplace_predict(on_split)[0])) > 1e-6  # XGBoost's own rule: right
-    doc = Forest.from_boosters(boosters, 5).to_json()
-    doc["trees"][0][0]["left"] = doc["trees"][0][0]["left"][:-1]
-    with pytest.raises(ValueError, match="damaged"):
-        Forest.from_json(doc)
+    for damage in ("short", "cycle", "feature"):
+        doc = Forest.from_boosters(boosters, 5).to_json()
+        tree = doc["trees"][1][3]
+        if damage == "short":
+            tree["left"] = tree["left"][:-1]
+        elif damage == "cycle":
+            tree["left"][0] = 0  # the root its own child: routing would never reach a leaf
+        else:
+            tree["feature"][0] = 5
+        with pytest.raises(ValueError, match="damaged"):
+            Forest.from_json(doc)
