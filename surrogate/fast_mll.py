@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 from botorch.optim.closures.core import NdarrayOptimizationClosure
-from botorch.optim.utils.common import _handle_numerical_errors  # what BoTorch's own closure does on errors
 from torch import Tensor
 
 LOG_2PI = math.log(2 * math.pi)
@@ -134,8 +133,14 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         x = self.state if state is None else np.asarray(state, dtype=np.float64)
         try:
             return self._value_and_gradient(x)
-        except RuntimeError as e:  # as BoTorch's closure: a failed factorization is NaN, not a crash
-            return _handle_numerical_errors(e, x=x, dtype=np.float64)
+        except RuntimeError as e:  # as BoTorch's closure: NaN inputs or a singular matrix give NaN, not a crash
+            from linear_operator.utils.errors import NanError, NotPSDError
+
+            message = str(e.args[0]) if e.args else ""
+            numerical = "singular" in message or "input is not positive-definite" in message
+            if not isinstance(e, NotPSDError) and (isinstance(e, NanError) or numerical):
+                return np.full((), np.nan), np.full_like(x, np.nan)
+            raise
 
     def _value_and_gradient(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Minus the log marginal likelihood (plus log priors) per row at ``x``, and its gradient in ``x``."""

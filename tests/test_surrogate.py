@@ -269,6 +269,8 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient():
         with torch.no_grad():
             model.covar_module.raw_lengthscale.mul_(2.0)
         np.testing.assert_array_equal(closure(x)[1], grad)
+        bad_value, bad_grad = closure(np.full_like(x, np.nan))  # as BoTorch's closure: NaN, not an exception
+        assert np.isnan(bad_value) and np.isnan(bad_grad).all()
     fast = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X, y)
     slow = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5)
     slow.model_ = slow._build(X, y)
