@@ -282,6 +282,36 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient():
     assert fast_closure(ExactMarginalLogLikelihood(mixed.likelihood, mixed)) is None
 
 
+def test_forest_loads_the_scikit_learn_trees_earlier_model_files_hold():
+    """Model files written before XGBoost grew the trees hold scikit-learn's: they pass the forest's checks (a split's
+    children come after it) and predict what scikit-learn does."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from surrogate.forest import Forest
+
+    rng = np.random.default_rng(1)
+    X = rng.random((60, 4))
+    y = X[:, 0] + np.sin(5 * X[:, 1])
+    members = [GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=i).fit(X, y) for i in range(2)]
+    trees = [
+        [
+            {
+                "left": t.tree_.children_left.tolist(),
+                "right": t.tree_.children_right.tolist(),
+                "feature": t.tree_.feature.tolist(),
+                "threshold": t.tree_.threshold.tolist(),
+                "value": t.tree_.value.reshape(-1, 1).tolist(),  # nested, as scikit-learn keeps them
+            }
+            for t in m.estimators_[:, 0]
+        ]
+        for m in members
+    ]
+    start = [float(m.init_.constant_.reshape(-1)[0]) for m in members]
+    doc = json.loads(json.dumps({"start": start, "learning_rate": 0.1, "n_features": 4, "trees": trees}))
+    expected = np.stack([m.predict(X[:9]) for m in members])
+    np.testing.assert_allclose(Forest.from_json(doc).predict(X[:9]), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm"])
 def test_save_load_through_json_gives_same_predictions(kind):
     torch.manual_seed(0)
