@@ -30,6 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 from botorch.optim.closures.core import NdarrayOptimizationClosure
+from linear_operator.utils.cholesky import psd_safe_cholesky
+from linear_operator.utils.errors import NanError, NotPSDError
+from scipy.linalg.lapack import dpotrs
 from torch import Tensor
 
 LOG_2PI = math.log(2 * math.pi)
@@ -134,8 +137,6 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         try:
             return self._value_and_gradient(x)
         except RuntimeError as e:  # as BoTorch's closure: NaN inputs or a singular matrix give NaN, not a crash
-            from linear_operator.utils.errors import NanError, NotPSDError
-
             message = str(e.args[0]) if e.args else ""
             numerical = "singular" in message or "input is not positive-definite" in message
             if not isinstance(e, NotPSDError) and (isinstance(e, NanError) or numerical):
@@ -144,9 +145,6 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
 
     def _value_and_gradient(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Minus the log marginal likelihood (plus log priors) per row at ``x``, and its gradient in ``x``."""
-        from linear_operator.utils.cholesky import psd_safe_cholesky
-        from scipy.linalg.lapack import dpotrs
-
         Xc, y, n, priors = self._Xc, self._y, len(self._y), self._priors
         c, ls, s = float(x[self._slices["c"]][0]), x[self._slices["l"]], float(x[self._slices["s"]][0])
         Z = Xc / ls
