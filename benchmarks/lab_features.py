@@ -27,7 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimize.benchmark import BenchmarkSettings, BoTorchStrategy, register, run_benchmark, virtual_lab_problem  # noqa: E402
+from optimize.benchmark import (  # noqa: E402
+    BenchmarkSettings,
+    BoTorchStrategy,
+    register,
+    run_benchmark,
+    virtual_lab_problem,
+)
 from optimize.campaign import Campaign  # noqa: E402  (for the type annotation)
 from optimize.config import Furnace, OutcomeConstraint, load_config  # noqa: E402
 

@@ -227,7 +227,10 @@ def test_the_actual_temperature_replaces_the_planned_one(tmp_path):
     )
     path = tmp_path / "b.csv"
     path.write_text(
-        f"{header}\na-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,672.5,\na-2,650,1,K2CO3,external,1,60,23,0.5,0.6,,ok\na-3,700,1,K2CO3,external,1,,,,,,failed\n"
+        f"{header}\n"
+        "a-1,650,1,K2CO3,internal,1,80,22,0.9,0.9,672.5,\n"
+        "a-2,650,1,K2CO3,external,1,60,23,0.5,0.6,,ok\n"
+        "a-3,700,1,K2CO3,external,1,,,,,,failed\n"
     )
     ingest_batch(config, path)
     exp = load_campaign(config).experiments.set_index("experiment_id")
