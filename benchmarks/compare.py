@@ -15,6 +15,19 @@ seed, interquartile range), experiments to reach 80 % and 90 % of it (median and
 did not within the run) and proposal seconds per batch (median over seeds of each seed's mean). Several
 documents of the same problem (e.g. peers run apart from the rest) are merged by strategy and seed. ``botorch`` is
 kiln's own loop with the problem config's defaults, shown as ``kiln``.
+
+Is a variant (a patched loop, another config) better than a baseline, or did it move stalls between seeds? With
+``--baseline`` the documents given are the variant's and each problem's strategies are paired seed by seed with the
+baseline's (documents merged as above):
+
+    python benchmarks/compare.py --baseline runs/study_explorer/ucb1_virtual_lab_50.json \
+        --baseline runs/study_explorer/ucb1_virtual_lab_seeds50-99.json variant_0-49.json variant_50-99.json
+
+Per problem and strategy, on the seeds both ran, after 32 experiments (``--at``): the seeds at or above 80 % of the
+best known hypervolume (``--level``) for each, how many the variant lifts to it and how many it drops below, the
+two-sided sign test of those (exact binomial), the mean and median of the differences and the two-sided Wilcoxon
+signed-rank test of them. Rows keep their own run's scale (see :func:`merged`): on a simulator, run both sides with
+the same seeds and strategies if differences of a few thousandths matter.
 """
 
 from __future__ import annotations
@@ -124,16 +137,78 @@ def markdown(docs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired(base: list[dict], variant: list[dict], at: int = 32, level: float = 0.8) -> dict:
+    """A variant's rows against a baseline's (one strategy on one problem), on the seeds both ran: hypervolume /
+    best after ``at`` experiments seed by seed, and whether the variant moves seeds across ``level`` one way more
+    than the other (sign test) or shifts them (Wilcoxon signed-rank test); both tests two-sided."""
+    from scipy.stats import binomtest, wilcoxon
+
+    seeds = sorted({r["seed"] for r in base} & {r["seed"] for r in variant})
+    if not seeds:
+        raise ValueError("the baseline and the variant have no seed in common")
+    b = np.array(_at([r for r in base if r["seed"] in seeds], at))
+    v = np.array(_at([r for r in variant if r["seed"] in seeds], at))
+    lifted = int(((v >= level) & (b < level)).sum())
+    dropped = int(((v < level) & (b >= level)).sum())
+    diff = v - b
+    return {
+        "seeds": len(seeds),
+        "at": at,
+        "level": level,
+        "baseline_reached": int((b >= level).sum()),
+        "variant_reached": int((v >= level).sum()),
+        "lifted": lifted,
+        "dropped": dropped,
+        "sign_test_p": float(binomtest(lifted, lifted + dropped).pvalue) if lifted + dropped else 1.0,
+        "mean_difference": float(diff.mean()),
+        "median_difference": float(np.median(diff)),
+        "wilcoxon_p": float(wilcoxon(v, b).pvalue) if np.any(diff != 0) else 1.0,
+    }
+
+
+def paired_markdown(baseline: list[dict], variant: list[dict], at: int = 32, level: float = 0.8) -> str:
+    """The table of :func:`paired` for every (problem, strategy) both sides ran."""
+    base, var = merged(baseline), merged(variant)
+    lines = [
+        f"| problem | strategy | seeds | >= {level:g} after {at}: baseline / variant | lifted / dropped | sign test p "
+        "| difference: mean / median | Wilcoxon p |",
+        "|---|---|---:|---|---|---:|---|---:|",
+    ]
+    for problem, by in var.items():
+        for name, rows in by.items():
+            if name not in base.get(problem, {}):
+                continue
+            p = paired(base[problem][name], rows, at, level)
+            lines.append(
+                f"| {problem} | {name.replace('botorch', 'kiln')} | {p['seeds']} | {p['baseline_reached']} / "
+                f"{p['variant_reached']} | {p['lifted']} / {p['dropped']} | {p['sign_test_p']:.2f} | "
+                f"{p['mean_difference']:+.3f} / {p['median_difference']:+.3f} | {p['wilcoxon_p']:.2f} |"
+            )
+    if len(lines) == 2:
+        raise ValueError("no problem and strategy in common between the baseline and the variant")
+    return "\n".join(lines)
+
+
+def _load(arg: str) -> dict:
+    name, _, path = arg.rpartition("=")
+    doc = json.loads(Path(path).read_text())
+    return {**doc, "problem": name or doc["problem"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("json", nargs="+", help="PATH or NAME=PATH of a kiln benchmark --format json document")
+    ap.add_argument(
+        "--baseline", action="append", default=[], help="a baseline's document (repeat for more): pair seed by seed"
+    )
+    ap.add_argument("--at", type=int, default=32, help="experiments at which to pair (with --baseline)")
+    ap.add_argument("--level", type=float, default=0.8, help="hypervolume / best that counts as reached")
     args = ap.parse_args()
-    docs = []
-    for arg in args.json:
-        name, _, path = arg.rpartition("=")
-        doc = json.loads(Path(path).read_text())
-        docs.append({**doc, "problem": name or doc["problem"]})
-    print(markdown(docs))
+    docs = [_load(arg) for arg in args.json]
+    if args.baseline:
+        print(paired_markdown([_load(arg) for arg in args.baseline], docs, args.at, args.level))
+    else:
+        print(markdown(docs))
 
 
 if __name__ == "__main__":
