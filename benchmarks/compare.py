@@ -20,8 +20,9 @@ Is a variant (a patched loop, another config) better than a baseline, or did it 
 ``--baseline`` the documents given are the variant's and each problem's strategies are paired seed by seed with the
 baseline's (documents merged as above):
 
-    python benchmarks/compare.py --baseline runs/study_explorer/ucb1_virtual_lab_50.json \
-        --baseline runs/study_explorer/ucb1_virtual_lab_seeds50-99.json variant_0-49.json variant_50-99.json
+    python benchmarks/compare.py --baseline benchmarks/runs/study_explorer/ucb1_virtual_lab_50.json \
+        --baseline benchmarks/runs/study_explorer/ucb1_virtual_lab_seeds50-99.json variant_0-49.json \
+        variant_50-99.json
 
 Per problem and strategy, on the seeds both ran, after 32 experiments (``--at``): the seeds at or above 80 % of the
 best known hypervolume (``--level``) for each, how many the variant lifts to it and how many it drops below, the
