@@ -28,7 +28,8 @@ Per problem and strategy, on the seeds both ran, after 32 experiments (``--at``)
 best known hypervolume (``--level``) for each, how many the variant lifts to it and how many it drops below, the
 two-sided sign test of those (exact binomial), the mean and median of the differences and the two-sided Wilcoxon
 signed-rank test of them. Rows keep their own run's scale (see :func:`merged`): on a simulator, run both sides with
-the same seeds and strategies if differences of a few thousandths matter.
+the same seeds and strategies if differences of a few thousandths matter. ``--versus ax`` pairs every strategy of
+each problem with Ax's instead, on the seeds both ran (``kiln`` names kiln's own loop).
 """
 
 from __future__ import annotations
@@ -167,27 +168,54 @@ def paired(base: list[dict], variant: list[dict], at: int = 32, level: float = 0
     }
 
 
-def paired_markdown(baseline: list[dict], variant: list[dict], at: int = 32, level: float = 0.8) -> str:
-    """The table of :func:`paired` for every (problem, strategy) both sides ran."""
-    base, var = merged(baseline), merged(variant)
+def _paired_table(pairs: list[tuple[str, str, list[dict], list[dict]]], at: int, level: float) -> str:
+    """Markdown rows of :func:`paired` for (problem, label, baseline rows, variant rows)."""
     lines = [
         f"| problem | strategy | seeds | >= {level:g} after {at}: baseline / variant | lifted / dropped | sign test p "
         "| difference: mean / median | Wilcoxon p |",
         "|---|---|---:|---|---|---:|---|---:|",
     ]
-    for problem, by in var.items():
-        for name, rows in by.items():
-            if name not in base.get(problem, {}):
-                continue
-            p = paired(base[problem][name], rows, at, level)
-            lines.append(
-                f"| {problem} | {name.replace('botorch', 'kiln')} | {p['seeds']} | {p['baseline_reached']} / "
-                f"{p['variant_reached']} | {p['lifted']} / {p['dropped']} | {p['sign_test_p']:.2f} | "
-                f"{p['mean_difference']:+.3f} / {p['median_difference']:+.3f} | {p['wilcoxon_p']:.2f} |"
-            )
-    if len(lines) == 2:
-        raise ValueError("no problem and strategy in common between the baseline and the variant")
+    for problem, label, base, variant in pairs:
+        p = paired(base, variant, at, level)
+        lines.append(
+            f"| {problem} | {label} | {p['seeds']} | {p['baseline_reached']} / {p['variant_reached']} | "
+            f"{p['lifted']} / {p['dropped']} | {p['sign_test_p']:.2f} | "
+            f"{p['mean_difference']:+.3f} / {p['median_difference']:+.3f} | {p['wilcoxon_p']:.2f} |"
+        )
     return "\n".join(lines)
+
+
+def _kiln(name: str) -> str:
+    return name.replace("botorch", "kiln")
+
+
+def paired_markdown(baseline: list[dict], variant: list[dict], at: int = 32, level: float = 0.8) -> str:
+    """The table of :func:`paired` for every (problem, strategy) both sides ran."""
+    base, var = merged(baseline), merged(variant)
+    pairs = [
+        (problem, _kiln(name), base[problem][name], rows)
+        for problem, by in var.items()
+        for name, rows in by.items()
+        if name in base.get(problem, {})
+    ]
+    if not pairs:
+        raise ValueError("no problem and strategy in common between the baseline and the variant")
+    return _paired_table(pairs, at, level)
+
+
+def versus_markdown(docs: list[dict], against: str, at: int = 32, level: float = 0.8) -> str:
+    """The table of :func:`paired` for every strategy of every problem against the strategy ``against`` (the
+    baseline) of the same problem, seed by seed (e.g. kiln against Ax: ``--versus ax``)."""
+    pairs = [
+        (problem, f"{_kiln(name)} vs {_kiln(against)}", by[against], rows)
+        for problem, by in merged(docs).items()
+        if against in by
+        for name, rows in by.items()
+        if name != against
+    ]
+    if not pairs:
+        raise ValueError(f"no problem has the strategy {against!r} and another one")
+    return _paired_table(pairs, at, level)
 
 
 def _load(arg: str) -> dict:
@@ -202,12 +230,17 @@ def main() -> None:
     ap.add_argument(
         "--baseline", action="append", default=[], help="a baseline's document (repeat for more): pair seed by seed"
     )
-    ap.add_argument("--at", type=int, default=32, help="experiments at which to pair (with --baseline)")
+    ap.add_argument("--versus", help="pair every strategy with this one (e.g. ax), seed by seed, on each problem")
+    ap.add_argument("--at", type=int, default=32, help="experiments at which to pair (--baseline, --versus)")
     ap.add_argument("--level", type=float, default=0.8, help="hypervolume / best that counts as reached")
     args = ap.parse_args()
     docs = [_load(arg) for arg in args.json]
+    if args.baseline and args.versus:
+        ap.error("give --baseline or --versus, not both")
     if args.baseline:
         print(paired_markdown([_load(arg) for arg in args.baseline], docs, args.at, args.level))
+    elif args.versus:
+        print(versus_markdown(docs, "botorch" if args.versus == "kiln" else args.versus, args.at, args.level))
     else:
         print(markdown(docs))
 

@@ -73,6 +73,15 @@ def test_a_variant_is_paired_with_the_baseline_seed_by_seed(compare):
         compare.paired(base, _rows("botorch", {99: 0.5}))
 
 
+def test_every_strategy_is_paired_with_the_one_named(compare):
+    kiln = _rows("botorch", {s: 0.95 for s in range(8)})
+    ax = _rows("ax", {s: (0.95 if s < 2 else 0.4) for s in range(10)})  # seeds 8 and 9: kiln did not run them
+    table = compare.versus_markdown([{"problem": "p", "results": kiln + ax}], "ax")
+    assert "| p | kiln vs ax | 8 | 2 / 8 | 6 / 0 | 0.03 |" in table
+    with pytest.raises(ValueError, match="no problem has the strategy 'tpe'"):
+        compare.versus_markdown([{"problem": "p", "results": kiln + ax}], "tpe")
+
+
 def test_the_command_pairs_merged_documents(tmp_path):
     paths = {}
     for name, finals in {
@@ -89,3 +98,10 @@ def test_the_command_pairs_merged_documents(tmp_path):
 
     table = subprocess.run([sys.executable, script, str(paths["variant"])], capture_output=True, text=True, check=True)
     assert "| kiln | 8 | 0.10 / 0.10" in table.stdout
+
+    paths["both"] = tmp_path / "both.json"
+    rows = _rows("botorch", {s: 0.9 for s in range(4)}) + _rows("random", {s: 0.2 for s in range(4)})
+    paths["both"].write_text(json.dumps({"problem": "virtual_lab", "results": rows}))
+    versus = [sys.executable, script, "--versus", "kiln", "--at", "16", str(paths["both"])]
+    out = subprocess.run(versus, capture_output=True, text=True, check=True).stdout
+    assert ">= 0.8 after 16" in out and "| virtual_lab | random vs kiln | 4 | 0 / 0 | 0 / 0 | 1.00 |" in out
