@@ -211,10 +211,10 @@ def versus_markdown(docs: list[dict], against: str, at: int = 32, level: float =
         for problem, by in merged(docs).items()
         if against in by
         for name, rows in by.items()
-        if name != against
+        if name != against and {r["seed"] for r in rows} & {r["seed"] for r in by[against]}
     ]
     if not pairs:
-        raise ValueError(f"no problem has the strategy {against!r} and another one")
+        raise ValueError(f"no problem has the strategy {against!r} and another one on the same seeds")
     return _paired_table(pairs, at, level)
 
 
