@@ -107,6 +107,11 @@ def merged(docs: list[dict]) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
+def _kiln(name: str) -> str:
+    """A strategy's name as the tables show it: kiln's own loop (``botorch``) as ``kiln``."""
+    return name.replace("botorch", "kiln")
+
+
 def markdown(docs: list[dict]) -> str:
     lines = []
     for problem, by in merged(docs).items():
@@ -129,7 +134,7 @@ def markdown(docs: list[dict]) -> str:
             reach = [
                 f"{_n(s[f'reach{int(v * 100)}']['median'])} / {_n(s[f'reach{int(v * 100)}']['worst'])}" for v in LEVELS
             ]
-            label = name.replace("botorch@", "kiln, same seeds as ").replace("botorch", "kiln")
+            label = _kiln(name.replace("botorch@", "kiln, same seeds as "))
             if label.startswith("kiln, same seeds"):
                 label = f"kiln on seeds {', '.join(str(x) for x in sorted({r['seed'] for r in rows}))}"
             lines.append(
@@ -183,10 +188,6 @@ def _paired_table(pairs: list[tuple[str, str, list[dict], list[dict]]], at: int,
             f"{p['mean_difference']:+.3f} / {p['median_difference']:+.3f} | {p['wilcoxon_p']:.2f} |"
         )
     return "\n".join(lines)
-
-
-def _kiln(name: str) -> str:
-    return name.replace("botorch", "kiln")
 
 
 def paired_markdown(baseline: list[dict], variant: list[dict], at: int = 32, level: float = 0.8) -> str:
