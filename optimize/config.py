@@ -248,6 +248,11 @@ class AcquisitionSettings(_Frozen):
     # the portfolio's exploring half scalarizes an upper confidence bound (ucb) or a posterior sample (thompson)
     explore: Literal["ucb", "thompson"] = "ucb"
     explore_beta: float = Field(default=1.0, ge=0, le=10)  # the bound's reach, in posterior standard deviations
+    # ucb's doubt about its models (optimize.explore.discrepancy_variance): a short-range discrepancy with this
+    # standard deviation, in each target's scale, far from every tried recipe, and this length-scale on the
+    # unit-scaled continuous inputs; 0 turns it off (benchmarks/README.md, "Doubt at short range")
+    explore_doubt: float = Field(default=0.5, ge=0, le=5)
+    explore_doubt_length: float = Field(default=0.15, gt=0, le=10)
     mc_samples: int = Field(default=128, ge=16, le=4096)
     raw_samples_per_combo: int = Field(default=64, ge=8, le=4096)
     restarts: int = Field(default=6, ge=1, le=64)

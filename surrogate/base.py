@@ -131,6 +131,13 @@ class Surrogate(ABC):
         self.train_X_, self.train_y_, self.imputed_ = X, y_fit, cens
         return self
 
+    def outcome_scale(self) -> float:
+        """How much the target varies, in target units: the standard deviation of the fitted values, floored at
+        ``scale_floor`` (a GP's standardization scale; its prior standard deviation)."""
+        self._check_fitted()
+        y = np.asarray(self.train_y_, dtype=np.float64)
+        return max(float(np.std(y, ddof=1)) if len(y) > 1 else 0.0, self.scale_floor, 1e-12)
+
     def _imputer(self) -> Surrogate:
         """The model fit on the uncensored rows to place the censored ones (a fresh clone)."""
         return self.clone()

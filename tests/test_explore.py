@@ -130,3 +130,85 @@ def test_batches_on_a_lookup_pool_pick_untried_rows(tmp_path, kind, explore):
     allowed = {tuple(r) for r in pool.astype(str).to_numpy()}
     assert len(set(keys)) == 5 and set(keys) <= allowed and not set(keys) & tried
     assert proposal.strategy == kind and np.isfinite(proposal.acquisition_values).all()
+
+
+def test_the_discrepancy_is_nothing_at_a_known_recipe_and_grows_away_from_it(tmp_path):
+    """The doubt's variance is ~0 at measured recipes, grows along an input moved away from them, reaches 1 under a
+    categorical combination never tried, and never leaves [0, 1]."""
+    from optimize.explore import discrepancy_variance
+
+    cfg, campaign, fitted = _fitted_lab(tmp_path)
+    enc = fitted.encoder
+    X_known = enc.encode(campaign.experiments[list(cfg.input_names)])
+    at_known = discrepancy_variance(enc, X_known, X_known, 0.15)
+    assert float(at_known.max()) < 1e-3
+
+    j = enc.names.index("br_fraction")
+    one = X_known[:1].repeat(6, 1)
+    one[:, j] = (one[:, j] + torch.tensor([0.0, 0.02, 0.05, 0.1, 0.2, 0.4], dtype=torch.double)).clamp(0.0, 1.0)
+    moved = one[:, j] - X_known[0, j]
+    v = discrepancy_variance(enc, one, X_known[:1], 0.15)
+    assert torch.all(v[1:] >= v[:-1] - 1e-12) and float(v[0]) < 1e-3
+    assert torch.allclose(v, 1 - torch.exp(-0.5 * moved.pow(2) / 0.15**2) ** 2 / (1 + 1e-4), atol=1e-4)
+
+    c = enc.names.index("carbonate")
+    other = X_known.clone()
+    other[:, c] = float(enc.features[c].choices.index("Cs2CO3"))
+    untried = ~(X_known[:, c] == other[0, c])
+    assert torch.allclose(
+        discrepancy_variance(enc, other[:1], X_known[untried], 0.15), torch.ones(1, dtype=torch.double)
+    )
+
+
+def test_doubt_widens_every_target_s_bound_by_its_variance(tmp_path):
+    """``optimistic`` with a doubt (``N x m'``) takes the bound on the posterior variance plus the doubt: the means
+    are unchanged, each target moves its better way by beta * sqrt(var + doubt)."""
+    from optimize.explore import discrepancy_variance, optimistic
+
+    cfg, campaign, fitted = _fitted_lab(tmp_path, explore_doubt=0.5)
+    enc = fitted.encoder
+    X_known = enc.encode(campaign.experiments[list(cfg.input_names)])
+    X = X_known.clone()
+    X[:, enc.cont_dims] = (X[:, enc.cont_dims] + 0.1).clamp(0.0, 1.0)
+    model = fitted.botorch_model()
+    scale = torch.tensor([s.outcome_scale() for s in fitted.acquisition_surrogates()], dtype=torch.double)
+    doubt = discrepancy_variance(enc, X, X_known, 0.1).unsqueeze(-1) * (0.5 * scale) ** 2
+    plain, mean0 = optimistic(cfg, model, X, beta=1.0)
+    doubted, mean1 = optimistic(cfg, model, X, beta=1.0, doubt=doubt)
+    assert torch.equal(mean0, mean1)
+    with torch.no_grad():
+        var = model.marginals(X)[1]
+    for j, target in enumerate(cfg.targets):
+        sign = 1.0 if target.direction == "maximize" else -1.0
+        assert torch.allclose(doubted[:, j], mean0[:, j] + sign * (var[:, j] + doubt[:, j]).sqrt())
+        assert (sign * (doubted[:, j] - plain[:, j]) > 0).all()  # every candidate is 0.1 from its recipe
+
+
+def test_the_doubt_moves_the_continuous_search_and_leaves_a_table_alone(tmp_path):
+    """With ``explore_doubt`` the exploring half of a batch over the whole space scores higher bounds, and a batch
+    drawn from a finite pool of recipes is the same as without it (the doubt is off there)."""
+    from optimize.acquisition import suggest_recipes
+    from optimize.campaign import campaign_from_batches
+    from optimize.config import load_config
+    from optimize.models import fit_models
+    from tests.conftest import lab_batches, make_campaign
+
+    out = {}
+    for doubt in (0.0, 0.5):
+        cfg = load_config(
+            make_campaign(
+                tmp_path / str(doubt),
+                acquisition={"explore_doubt": doubt, "mc_samples": 32},
+                models={"candidates": ["gp-onehot"]},
+            )
+        )
+        pool = campaign_from_batches(cfg, lab_batches(cfg, 40)).experiments[list(cfg.input_names)]
+        campaign = campaign_from_batches(cfg, lab_batches(cfg, 10))
+        fitted = fit_models(campaign)
+        out[doubt] = [suggest_recipes(campaign, fitted, 4, seed=0, pool=p) for p in (None, pool)]
+    (free0, table0), (free1, table1) = out[0.0], out[0.5]
+    assert table0[0].equals(table1[0])
+    assert np.array_equal(table0[1].acquisition_values, table1[1].acquisition_values)
+    assert free0[0].iloc[:2].equals(free1[0].iloc[:2])  # the qLogEHVI half does not see the doubt
+    # the exploring half's chosen scalarized bounds are higher with the doubt (recipes may coincide)
+    assert (free1[1].acquisition_values[2:] > free0[1].acquisition_values[2:]).all()
