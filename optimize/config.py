@@ -250,7 +250,7 @@ class AcquisitionSettings(_Frozen):
     explore_beta: float = Field(default=1.0, ge=0, le=10)  # the bound's reach, in posterior standard deviations
     # ucb's doubt about its models (optimize.explore.discrepancy_variance): a short-range discrepancy with this
     # standard deviation, in each target's scale, far from every tried recipe, and this length-scale on the
-    # unit-scaled continuous inputs; 0 turns it off (benchmarks/README.md, "Doubt at short range")
+    # unit-scaled continuous inputs; 0 turns it off (benchmarks/README.md, "Doubt at short range on 500 seeds")
     explore_doubt: float = Field(default=0.5, ge=0, le=5)
     explore_doubt_length: float = Field(default=0.15, gt=0, le=10)
     mc_samples: int = Field(default=128, ge=16, le=4096)

@@ -141,14 +141,14 @@ def test_the_discrepancy_is_nothing_at_a_known_recipe_and_grows_away_from_it(tmp
     enc = fitted.encoder
     X_known = enc.encode(campaign.experiments[list(cfg.input_names)])
     at_known = discrepancy_variance(enc, X_known, X_known, 0.15)
-    assert float(at_known.max()) < 1e-3
+    assert float(at_known.max()) < 1e-3 and (at_known >= 0).all()
 
     j = enc.names.index("br_fraction")
     one = X_known[:1].repeat(6, 1)
     one[:, j] = (one[:, j] + torch.tensor([0.0, 0.02, 0.05, 0.1, 0.2, 0.4], dtype=torch.double)).clamp(0.0, 1.0)
     moved = one[:, j] - X_known[0, j]
     v = discrepancy_variance(enc, one, X_known[:1], 0.15)
-    assert torch.all(v[1:] >= v[:-1] - 1e-12) and float(v[0]) < 1e-3
+    assert torch.all(v[1:] >= v[:-1] - 1e-12) and float(v[0]) < 1e-3 and (v >= 0).all() and (v <= 1).all()
     assert torch.allclose(v, 1 - torch.exp(-0.5 * moved.pow(2) / 0.15**2) ** 2 / (1 + 1e-4), atol=1e-4)
 
     c = enc.names.index("carbonate")
