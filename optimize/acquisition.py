@@ -499,7 +499,15 @@ def _propose_from_pool(
         X_free = X_pool[[i for i in free if i not in chosen]]
         pending = torch.cat([X_pending.reshape(-1, d), X])
         X_ts, v_ts = explore_batch(
-            config, fitted, X_baseline, pending, torch.cat([taken, X]), n - n_greedy, seed, lambda step: X_free, False
+            config,
+            fitted,
+            X_baseline,
+            pending,
+            torch.cat([taken, X]),
+            n - n_greedy,
+            seed,
+            lambda step: X_free,
+            doubt=False,
         )
         X, values = torch.cat([X, X_ts]), [*values, *v_ts.tolist()]
     return Proposal(X, np.array(values), kind)

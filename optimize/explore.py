@@ -78,12 +78,13 @@ def explore_batch(
     ref = torch.tensor([t.objective_reference for t in config.targets], dtype=torch.double)
     model = fitted.botorch_model()
     d = X_baseline.shape[-1]
-    # per output (m'), the doubt's variance far from every known recipe: 0 for outputs after the targets
-    scale_sq = torch.tensor(
-        [(settings.explore_doubt * s.outcome_scale()) ** 2 for s in surrogates[: len(ref)]]
-        + [0.0] * (len(surrogates) - len(ref)),
-        dtype=torch.double,
-    )
+    scale_sq = None  # per output (m'), the doubt's variance far from every known recipe: 0 after the targets
+    if doubt and settings.explore == "ucb" and settings.explore_doubt > 0:
+        scale_sq = torch.tensor(
+            [(settings.explore_doubt * s.outcome_scale()) ** 2 for s in surrogates[: len(ref)]]
+            + [0.0] * (len(surrogates) - len(ref)),
+            dtype=torch.double,
+        )
     chosen: list[Tensor] = []
     values: list[float] = []
     for pick in range(n):
@@ -96,7 +97,7 @@ def explore_batch(
             raise RuntimeError("every candidate duplicates a measured or pending recipe; widen the search space")
         if settings.explore == "ucb":
             extra = None
-            if doubt and settings.explore_doubt > 0 and len(taken):
+            if scale_sq is not None and len(taken):
                 left = discrepancy_variance(fitted.encoder, X, taken, settings.explore_doubt_length)
                 extra = left.unsqueeze(-1) * scale_sq.unsqueeze(0)  # N x m'
             Z, Z_ok = optimistic(config, model, X, settings.explore_beta, extra)

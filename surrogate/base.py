@@ -31,6 +31,13 @@ from surrogate.features import Featurizer
 MIN_ROWS_TO_IMPUTE = 3  # uncensored rows needed to ask a model where a censored value lies
 
 
+def floored_scale(y: np.ndarray, floor: float) -> float:
+    """The sample standard deviation of ``y`` (target units; 0 for one value), floored at ``floor``: the scale a GP
+    standardizes its outcomes by, and so its prior standard deviation."""
+    y = np.asarray(y, dtype=np.float64)
+    return max(float(np.std(y, ddof=1)) if len(y) > 1 else 0.0, floor, 1e-12)
+
+
 def as_tensor(X: Tensor | np.ndarray) -> Tensor:
     """Encoded recipes as a double tensor (no copy when already one)."""
     return torch.as_tensor(X, dtype=torch.double)
@@ -132,11 +139,9 @@ class Surrogate(ABC):
         return self
 
     def outcome_scale(self) -> float:
-        """How much the target varies, in target units: the standard deviation of the fitted values, floored at
-        ``scale_floor`` (a GP's standardization scale; its prior standard deviation)."""
+        """How much the target varies, in target units: :func:`floored_scale` of the fitted values."""
         self._check_fitted()
-        y = np.asarray(self.train_y_, dtype=np.float64)
-        return max(float(np.std(y, ddof=1)) if len(y) > 1 else 0.0, self.scale_floor, 1e-12)
+        return floored_scale(self.train_y_, self.scale_floor)
 
     def _imputer(self) -> Surrogate:
         """The model fit on the uncensored rows to place the censored ones (a fresh clone)."""

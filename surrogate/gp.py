@@ -29,7 +29,7 @@ from gpytorch.priors import LogNormalPrior
 from linear_operator.utils.errors import NanError, NotPSDError
 from torch import Tensor
 
-from surrogate.base import Surrogate, jittered_cholesky
+from surrogate.base import Surrogate, floored_scale, jittered_cholesky
 from surrogate.errors import SurrogateFitError
 from surrogate.fast_mll import fast_closure
 
@@ -122,7 +122,7 @@ class GPSurrogate(Surrogate):
 
     def _likelihood(self, y: np.ndarray) -> GaussianLikelihood:
         """BoTorch's default noise prior, with the noise floor (target units) as a lower bound."""
-        scale = max(float(np.std(y, ddof=1)) if len(y) > 1 else 0.0, self.scale_floor, 1e-12)
+        scale = floored_scale(y, self.scale_floor)
         floor = max((self.noise_floor / scale) ** 2, MIN_INFERRED_NOISE_LEVEL)
         prior = LogNormalPrior(loc=-4.0, scale=1.0)
         init = max(float(prior.mode), 2 * floor)
