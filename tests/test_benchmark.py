@@ -245,7 +245,7 @@ def test_parallel_cells_equal_a_serial_run(gp_config):
     assert serial.best_hypervolume == parallel.best_hypervolume
 
 
-@pytest.mark.parametrize("name, rows", [("suzuki_flow", 74), ("lnp_formulation", 768)])
+@pytest.mark.parametrize("name, rows", [("suzuki_flow", 74), ("lnp_formulation", 768), ("direct_arylation", 1728)])
 def test_public_problems_load_and_run(name, rows):
     """The public lookup tables under benchmarks/problems: valid configs, one row per recipe, a short run."""
     from tests.conftest import ROOT
