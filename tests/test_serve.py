@@ -116,11 +116,10 @@ def test_suggest_ingest_predict_history_through_http(served):
     late = {"experiment_id": rows[0]["experiment_id"], "water_retention": 0.91}
     amended = httpx.post(base + "/batches", json={"rows": [late]}, headers=w).json()
     assert (amended["rows"], amended["amended_cells"]) == (0, 1)
-    key_id = tokens["write"].split("_")[1]
-    stored = load_config(config).data_path / "batches" / amended["batch"]
-    assert f"by: key {key_id}" in stored.with_suffix(".yaml").read_text()  # the key's id, never its secret
-    secret = tokens["write"].split("_", 2)[2]  # the whole secret: token_urlsafe may put "_" in it
-    assert secret not in stored.with_suffix(".yaml").read_text()
+    _, key_id, secret = tokens["write"].split("_", 2)  # kiln_<id>_<secret>; token_urlsafe may put "_" in the secret
+    provenance = (load_config(config).data_path / "batches" / amended["batch"]).with_suffix(".yaml").read_text()
+    assert f"by: key {key_id}" in provenance  # the key's id, never its secret
+    assert secret not in provenance
     added = amended
     bad = dict(rows[0], experiment_id="X9", carbonate="K9CO3")
     err = httpx.post(base + "/batches", json={"rows": [bad]}, headers=w)
