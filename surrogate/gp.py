@@ -179,24 +179,7 @@ class GPSurrogate(Surrogate):
         last: Exception | None = None
         for attempt, jitter in enumerate(_JITTERS):
             try:
-                model = self._build(X, y)
-                if len(y) < MIN_ROWS_TO_TUNE:
-                    # Too few rows to learn hyper-parameters: the likelihood would shrink the signal
-                    # variance to nothing. Keep the priors' defaults and only condition on the data.
-                    return model.eval()
-                if attempt == 0:
-                    self._apply_init(model)
-                mll = ExactMarginalLogLikelihood(model.likelihood, model)
-                closure = fast_closure(mll)  # the same objective without PyTorch's per-operation overhead
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", InputDataWarning)
-                    if jitter is None:
-                        fit_gpytorch_mll(mll, closure=closure)
-                    else:
-                        with gpsettings.cholesky_jitter(double=jitter):
-                            fit_gpytorch_mll(mll, closure=closure)
-                model.eval()
-                return model
+                return self._fit_attempt(X, y, jitter, warm=attempt == 0)
             except (ModelFittingError, NotPSDError, NanError, InputDataError, RuntimeError, ValueError) as e:
                 last = e
         raise SurrogateFitError(
@@ -204,6 +187,23 @@ class GPSurrogate(Surrogate):
             f"({type(last).__name__}: {last}). Check the data for non-finite or extreme values and for "
             "duplicated recipes with contradictory results."
         )
+
+    def _fit_attempt(self, X: Tensor, y: np.ndarray, jitter: float | None, warm: bool) -> SingleTaskGP:
+        """One search of the hyper-parameters on ``X`` (``n x d``), ``y`` (``n``): under a Cholesky ``jitter`` for
+        double precision (``None``: GPyTorch's default), from the warm start (:meth:`warm_start`) when ``warm``."""
+        model = self._build(X, y)
+        if len(y) < MIN_ROWS_TO_TUNE:
+            # Too few rows to learn hyper-parameters: the likelihood would shrink the signal
+            # variance to nothing. Keep the priors' defaults and only condition on the data.
+            return model.eval()
+        if warm:
+            self._apply_init(model)
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        closure = fast_closure(mll)  # the same objective without PyTorch's per-operation overhead
+        with warnings.catch_warnings(), gpsettings.cholesky_jitter(double_value=jitter):
+            warnings.simplefilter("ignore", InputDataWarning)
+            fit_gpytorch_mll(mll, closure=closure)
+        return model.eval()
 
     def _imputer(self) -> GPSurrogate:
         first = self.clone()

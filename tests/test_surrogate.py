@@ -178,6 +178,29 @@ def test_warm_start_reaches_the_cold_optimum_and_only_from_a_matching_gp():
     assert not hasattr(GPSurrogate(ONEHOT).warm_start(ConstantSurrogate(ONEHOT).fit(X, y)), "init_params_")
 
 
+def test_a_fit_retried_under_cholesky_jitter_fits_and_restores_the_setting():
+    """The retries after a failed fit run under GPyTorch's Cholesky jitter for doubles (the retry once passed a keyword
+    the setting does not take, so it raised TypeError instead of fitting). Each jitter fits the same optimum, and the
+    setting is back to its default afterwards."""
+    from linear_operator.settings import cholesky_jitter
+
+    torch.manual_seed(0)
+    frame = _frame(20, 16)
+    y = _truth(frame) + np.random.default_rng(7).normal(0, 1.0, len(frame))
+    X = ENC.encode(frame)
+    gp = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5)
+    default = cholesky_jitter.value(torch.double)
+    plain = gp._fit_attempt(X, y, None, warm=False)
+    F = ONEHOT(ENC.encode(_frame(10, 17)))
+    for jitter in (1e-5, 1e-3):
+        model = gp._fit_attempt(X, y, jitter, warm=False)
+        assert cholesky_jitter.value(torch.double) == default
+        for k, v in model.named_parameters():
+            torch.testing.assert_close(v, plain.get_parameter(k), atol=1e-3, rtol=1e-3)
+        with torch.no_grad():
+            torch.testing.assert_close(model.posterior(F).mean, plain.posterior(F).mean, atol=1e-2, rtol=1e-3)
+
+
 def test_hyperparameters_learned_on_a_subset_then_conditioned_on_every_row():
     """``fit_rows``: the marginal likelihood is searched on a seeded subset, the posterior uses every row: at new
     recipes its error stays near the full fit's."""
