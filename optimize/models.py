@@ -113,6 +113,8 @@ def make_candidate(
         settings.update(params=gbm_params, n_members=config.models.gbm_members)
     if kind == "gp" and config.models.gp_fit_rows is not None:
         settings.update(fit_rows=config.models.gp_fit_rows)
+    if kind == "gp" and mode != "codes" and config.models.gp_kernel != "rbf":
+        settings.update(kernel=config.models.gp_kernel)
     transfer = prior is not None and kind != "constant"
     model = surrogate_class(kind)(featurizer_for(config, mode, task=transfer), **settings)
     return TransferSurrogate(model, prior.X, prior.y, prior.qualifiers) if transfer else model

@@ -13,13 +13,16 @@ The closure is BoTorch's own ndarray closure type reading L-BFGS-B's vector rath
 It covers the model kiln builds on one-hot and descriptor features: ``SingleTaskGP`` without input
 transform, ``ConstantMean``, an ARD ``RBFKernel`` (no output scale, as BoTorch's default), a homoskedastic
 ``GaussianLikelihood``, log-normal priors on the length-scales and the noise (or none), and constraints
-that are bounds only (``transform=None``, as BoTorch's defaults and kiln's noise floor). Anything else gets
-``None`` and BoTorch's own closure.
+that are bounds only (``transform=None``, as BoTorch's defaults and kiln's noise floor); or the same with kiln's
+:class:`~surrogate.process_kernel.ProcessKernel`, ``K = (1 - w) K1 + w K2``, two such RBFs (the second on the
+continuous columns) and their share ``w`` (learned within bounds or fixed). Anything else gets ``None`` and
+BoTorch's own closure.
 
 With ``C = K + s I`` (``n x n``), residuals ``r = y - c``, ``alpha = C^-1 r`` and ``W = alpha alpha' - C^-1``,
 the log marginal likelihood is ``-r'alpha / 2 - log|C| / 2 - n log(2 pi) / 2``, and its derivatives are
 ``sum(alpha)`` in ``c``, ``tr(W) / 2`` in ``s`` and ``sum_ij W_ij K_ij (x_ik - x_jk)^2 / (2 l_k^3)`` in the
-length-scale ``l_k``. BoTorch minimizes the negative of (log likelihood + log priors) / n.
+length-scale ``l_k`` (each RBF's term weighted by its share), and ``sum(W * (K2 - K1)) / 2`` in ``w``. BoTorch
+minimizes the negative of (log likelihood + log priors) / n.
 """
 
 from __future__ import annotations
@@ -67,13 +70,15 @@ def fast_closure(mll: Any) -> NumpyMLLClosure | None:
     from gpytorch.means import ConstantMean
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
+    from surrogate.process_kernel import ProcessKernel
+
     model = mll.model
     if not (
         type(mll) is ExactMarginalLogLikelihood
         and type(model) is SingleTaskGP
         and getattr(model, "input_transform", None) is None
         and type(model.mean_module) is ConstantMean
-        and type(model.covar_module) is RBFKernel
+        and type(model.covar_module) in (RBFKernel, ProcessKernel)
         and type(model.likelihood) is GaussianLikelihood
         and type(model.likelihood.noise_covar) is HomoskedasticNoise
         and model.train_inputs[0].dim() == 2
@@ -82,27 +87,47 @@ def fast_closure(mll: Any) -> NumpyMLLClosure | None:
     ):
         return None
     mean, kernel, noise = model.mean_module, model.covar_module, model.likelihood.noise_covar
-    if kernel.active_dims is not None or kernel.lengthscale.shape[-1] != model.train_inputs[0].shape[-1]:
+    n_features = model.train_inputs[0].shape[-1]
+    process = type(kernel) is ProcessKernel
+    # the RBFs: (their length-scales' name in the closure's vector, the kernel, the feature columns it sees)
+    rbfs = [("l", kernel.full if process else kernel, list(range(n_features)))]
+    if process:
+        rbfs.append(("m", kernel.process, kernel.process_dims.tolist()))
+        if kernel.active_dims is not None or kernel.raw_weight_constraint.enforced or kernel.raw_weight.numel() != 1:
+            return None
+    for _, rbf, dims in rbfs:
+        if type(rbf) is not RBFKernel or rbf.active_dims is not None or rbf.lengthscale.shape[-1] != len(dims):
+            return None
+        if rbf.raw_lengthscale_constraint.enforced:
+            return None
+    if noise.raw_noise_constraint.enforced or noise.raw_noise.numel() != 1:
         return None
-    if kernel.raw_lengthscale_constraint.enforced or noise.raw_noise_constraint.enforced:
-        return None
-    if noise.raw_noise.numel() != 1:
-        return None
+    prior_keys = {"likelihood.noise_covar.noise_prior": "s"}
+    prior_keys.update({f"covar_module.{'full.' if process else ''}lengthscale_prior": "l"})
+    prior_keys.update({"covar_module.process.lengthscale_prior": "m"} if process else {})
     priors: dict[str, tuple[float, float, float]] = {}
     for name, _, prior, _, _ in model.named_priors():
         shape = _lognormal(prior)
-        if shape is None or name not in ("covar_module.lengthscale_prior", "likelihood.noise_covar.noise_prior"):
+        if shape is None or name not in prior_keys:
             return None
-        priors[name.split(".")[-1]] = shape
+        priors[prior_keys[name]] = shape
     parameters = {k: p for k, p in get_parameters_and_bounds(mll)[0].items() if p.requires_grad}  # as BoTorch
-    own = {id(mean.raw_constant): "c", id(kernel.raw_lengthscale): "l", id(noise.raw_noise): "s"}
-    if sorted(own.get(id(p), "?") for p in parameters.values()) != ["c", "l", "s"]:
+    own = {id(mean.raw_constant): "c", id(noise.raw_noise): "s", **{id(rbf.raw_lengthscale): k for k, rbf, _ in rbfs}}
+    expected = ["c", *(k for k, _, _ in rbfs), "s"]
+    if process:
+        own[id(kernel.raw_weight)] = "w"
+        expected += ["w"] if kernel.raw_weight.requires_grad else []
+    if sorted(own.get(id(p), "?") for p in parameters.values()) != sorted(expected):
         return None
     order = [own[id(p)] for p in parameters.values()]
 
     sizes = [p.numel() for p in parameters.values()]
     X = model.train_inputs[0].detach().numpy()
-    return NumpyMLLClosure(parameters, order, sizes, X - X.mean(0), model.train_targets.detach().numpy(), priors)
+    dims = rbfs[1][2] if process else None
+    weight = float(kernel.weight.detach()) if process else 0.0
+    return NumpyMLLClosure(
+        parameters, order, sizes, X - X.mean(0), model.train_targets.detach().numpy(), priors, dims, weight
+    )
 
 
 class NumpyMLLClosure(NdarrayOptimizationClosure):
@@ -115,7 +140,9 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
 
     ``Xc`` (``n x d``) are the training features centred (as GPyTorch's ``sq_dist`` centres them, for the same
     rounding), ``y`` (``n``) the standardized targets; ``order`` names the parameters (``c`` mean, ``l``
-    length-scales, ``s`` noise) in BoTorch's order, ``sizes`` their lengths."""
+    length-scales, ``s`` noise; for the process kernel ``m`` its second RBF's length-scales and ``w`` its share) in
+    BoTorch's order, ``sizes`` their lengths. ``process_dims``: the process kernel's continuous columns (``None``:
+    the plain RBF); ``weight``: its share while that is not learned."""
 
     def __init__(
         self,
@@ -125,11 +152,15 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         Xc: np.ndarray,
         y: np.ndarray,
         priors: dict[str, tuple[float, float, float]],
+        process_dims: list[int] | None = None,
+        weight: float = 0.0,
     ) -> None:
         super().__init__(closure=self._value_and_gradient, parameters=parameters)  # (called through __call__)
         bounds = np.cumsum([0, *sizes])
         self._slices = {k: slice(int(a), int(b)) for k, a, b in zip(order, bounds[:-1], bounds[1:])}
         self._Xc, self._XcXc, self._y, self._priors = Xc, Xc * Xc, y, priors
+        self._Xp = None if process_dims is None else Xc[:, process_dims]
+        self._weight = weight  # the shared half's share when it is not learned
         self._eye = np.eye(len(y))
 
     def __call__(self, state: np.ndarray | None = None, **_: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -145,11 +176,15 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
 
     def _value_and_gradient(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Minus the log marginal likelihood (plus log priors) per row at ``x``, and its gradient in ``x``."""
-        Xc, y, n, priors = self._Xc, self._y, len(self._y), self._priors
-        c, ls, s = float(x[self._slices["c"]][0]), x[self._slices["l"]], float(x[self._slices["s"]][0])
-        Z = Xc / ls
-        sq = (Z * Z).sum(1)
-        K = np.exp(-0.5 * np.maximum(sq[:, None] + sq[None, :] - 2.0 * Z @ Z.T, 0.0))
+        y, n, priors, sl = self._y, len(self._y), self._priors, self._slices
+        c, s = float(x[sl["c"]][0]), float(x[sl["s"]][0])
+        ls, K1 = x[sl["l"]], _rbf(self._Xc, x[sl["l"]])
+        if self._Xp is not None:  # the process kernel: (1 - w) K1 + w K2
+            w = float(x[sl["w"]][0]) if "w" in sl else self._weight
+            ms, K2 = x[sl["m"]], _rbf(self._Xp, x[sl["m"]])
+            K = (1.0 - w) * K1 + w * K2
+        else:
+            w, K = 0.0, K1
         C = K + s * self._eye
         L, failed = torch.linalg.cholesky_ex(torch.from_numpy(C))  # psd_safe_cholesky's first try
         if failed.item():
@@ -161,17 +196,30 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         if info or info_inv:
             raise RuntimeError(f"dpotrs failed (info {info}, {info_inv})")
         ll = -0.5 * float(r @ alpha) - float(np.log(np.diagonal(L)).sum()) - 0.5 * n * LOG_2PI
-        W = np.outer(alpha, alpha) - Cinv
-        M = W * K
-        d_ls = (self._XcXc.T @ M.sum(1) - ((M @ Xc) * Xc).sum(0)) / ls**3  # d ll / d l_k
-        d_s = 0.5 * float(np.trace(W))
-        d_c = float(alpha.sum())
-        if "lengthscale_prior" in priors:
-            value, grad = _lognormal_logpdf(ls, *priors["lengthscale_prior"])
-            ll, d_ls = ll + value, d_ls + grad
-        if "noise_prior" in priors:
-            value, grad = _lognormal_logpdf(np.array([s]), *priors["noise_prior"])
-            ll, d_s = ll + value, d_s + float(grad[0])
+        W = np.outer(alpha, alpha) - Cinv  # d ll / d K = W / 2
         gradient = np.empty(len(x))
-        gradient[self._slices["c"]], gradient[self._slices["l"]], gradient[self._slices["s"]] = d_c, d_ls, d_s
+        gradient[sl["c"]] = float(alpha.sum())
+        gradient[sl["s"]] = 0.5 * float(np.trace(W))
+        gradient[sl["l"]] = _d_lengthscales(W * K1 * (1.0 - w), self._Xc, self._XcXc, ls)
+        if self._Xp is not None:
+            gradient[sl["m"]] = _d_lengthscales(W * K2 * w, self._Xp, self._Xp * self._Xp, ms)
+            if "w" in sl:
+                gradient[sl["w"]] = 0.5 * float((W * (K2 - K1)).sum())
+        for key in ("l", "m", "s"):
+            if key in priors:
+                value, grad = _lognormal_logpdf(np.asarray(x[sl[key]]), *priors[key])
+                ll, gradient[sl[key]] = ll + value, gradient[sl[key]] + grad
         return np.asarray(-ll / n), -gradient / n
+
+
+def _rbf(Xc: np.ndarray, ls: np.ndarray) -> np.ndarray:
+    """``exp(-|x_i - x_j|^2 / 2)`` on the columns of ``Xc`` (``n x d``) divided by ``ls`` (``d``): ``n x n``."""
+    Z = Xc / ls
+    sq = (Z * Z).sum(1)
+    return np.exp(-0.5 * np.maximum(sq[:, None] + sq[None, :] - 2.0 * Z @ Z.T, 0.0))
+
+
+def _d_lengthscales(M: np.ndarray, Xc: np.ndarray, XcXc: np.ndarray, ls: np.ndarray) -> np.ndarray:
+    """``sum_ij M_ij (x_ik - x_jk)^2 / (2 l_k^3)`` (``d``) for symmetric ``M = W * K`` (``n x n``): the derivative of
+    the log likelihood in an RBF's length-scales, ``Xc`` (``n x d``) its columns and ``XcXc`` their squares."""
+    return (XcXc.T @ M.sum(1) - ((M @ Xc) * Xc).sum(0)) / ls**3

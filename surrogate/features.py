@@ -108,6 +108,16 @@ class Featurizer:
         return out
 
     @property
+    def continuous_columns(self) -> list[int]:
+        """Output columns that pass a continuous input through (all of them in ``codes`` mode)."""
+        out, col = [], 0
+        for j, table, names in self._blocks():
+            if isinstance(self.encoder.features[j], ContinuousFeature):
+                out.append(col)
+            col += len(names)
+        return out
+
+    @property
     def names(self) -> list[str]:
         return [n for _, _, names in self._blocks() for n in names]
 

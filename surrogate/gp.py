@@ -32,9 +32,11 @@ from torch import Tensor
 from surrogate.base import Surrogate, floored_scale, jittered_cholesky
 from surrogate.errors import SurrogateFitError
 from surrogate.fast_mll import fast_closure
+from surrogate.process_kernel import ProcessKernel
 
 MIN_ROWS_TO_TUNE = 3  # fewer measured rows: condition on them, keep prior hyper-parameters
 _JITTERS = (None, 1e-5, 1e-3)  # cholesky jitter tried in turn when a fit fails
+KERNELS = ("rbf", "process")
 
 
 class FlooredStandardize(Standardize):
@@ -95,17 +97,29 @@ class GPSurrogate(Surrogate):
 
     kind = "gp"
 
-    def __init__(self, featurizer, *, fit_rows: int | None = None, **kwargs) -> None:
+    def __init__(self, featurizer, *, fit_rows: int | None = None, kernel: str = "rbf", **kwargs) -> None:
         """``fit_rows``: learn the hyper-parameters on at most this many rows, drawn at random (``seed``), then
         condition the GP on every row (subset-of-data hyper-parameters, exact posterior). Each step of the
-        marginal-likelihood search costs O(rows^3), so at 500 rows a fit on all of them took 30 s."""
+        marginal-likelihood search costs O(rows^3), so at 500 rows a fit on all of them took 30 s.
+
+        ``kernel``: ``rbf``, BoTorch's default ARD RBF; ``process``, a :class:`~surrogate.process_kernel.
+        ProcessKernel` that shares the continuous inputs' effect across categorical choices (one-hot or descriptor
+        features only; with no categorical or no continuous column it is the RBF)."""
         super().__init__(featurizer, **kwargs)
         if fit_rows is not None and not (isinstance(fit_rows, int) and fit_rows >= 16):
             raise ValueError(f"GPSurrogate.fit_rows = {fit_rows!r}: must be an integer >= 16 or None")
-        self.fit_rows = fit_rows
+        if kernel not in KERNELS:
+            raise ValueError(f"GPSurrogate.kernel = {kernel!r}: use one of {list(KERNELS)}")
+        if kernel == "process" and featurizer.mode == "codes":
+            raise ValueError(
+                "GPSurrogate.kernel = 'process' needs one-hot or descriptor features; on integer codes the GP's "
+                "categorical kernel already adds a continuous-only half"
+            )
+        self.fit_rows, self.kernel = fit_rows, kernel
 
     def settings(self) -> dict:
-        return {**super().settings(), **({"fit_rows": self.fit_rows} if self.fit_rows is not None else {})}
+        own = {"fit_rows": self.fit_rows} if self.fit_rows is not None else {}
+        return {**super().settings(), **own, **({"kernel": self.kernel} if self.kernel != "rbf" else {})}
 
     def warm_start(self, previous: Surrogate) -> GPSurrogate:
         """Start the next fit's hyper-parameter search from ``previous``'s fitted values.
@@ -144,6 +158,10 @@ class GPSurrogate(Surrogate):
         cat_dims = self.featurizer.cat_dims
         if cat_dims:
             return MixedSingleTaskGP(F, Y, cat_dims=cat_dims, outcome_transform=tf, likelihood=lik)
+        process = self.featurizer.continuous_columns
+        if self.kernel == "process" and 0 < len(process) < F.shape[-1]:
+            kernel = ProcessKernel(F.shape[-1], process)
+            return SingleTaskGP(F, Y, covar_module=kernel, outcome_transform=tf, likelihood=lik)
         return SingleTaskGP(F, Y, outcome_transform=tf, likelihood=lik)
 
     def with_hyperparameters_of(self, fitted: GPSurrogate) -> GPSurrogate:
@@ -288,7 +306,7 @@ class GPSurrogate(Surrogate):
     def hyperparameters(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for name, module in self.model_.named_modules():
-            for attr in ("lengthscale", "outputscale", "noise"):
+            for attr in ("lengthscale", "outputscale", "noise", "weight"):
                 if hasattr(module, f"raw_{attr}"):
                     value = getattr(module, attr).detach().reshape(-1).tolist()
                     for i, v in enumerate(value):

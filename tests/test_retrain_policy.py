@@ -122,3 +122,25 @@ def test_the_acquisition_models_the_explorer_and_predictions_come_from_the_chose
     plain = load_config(make_campaign(tmp_path / "b", models={"candidates": ["constant"], "explore_with": None}))
     unexplored, _ = select_models(campaign_from_batches(plain, lab_batches(plain, 16)))
     assert not unexplored.explorers and all(r.explorer == "" for r in unexplored.reports.values())
+
+
+def test_the_configured_gp_kernel_reaches_every_one_hot_and_descriptor_gp(tmp_path):
+    """``models.gp_kernel: process`` builds every GP candidate on one-hot or descriptor features (and the explorer)
+    with the process kernel, leaves the categorical-kernel GP on codes as it is, and survives the model files."""
+    from optimize.models import make_candidate
+    from surrogate.io import surrogate_from_json
+    from surrogate.process_kernel import ProcessKernel
+
+    models = {"candidates": ["gp-descriptors", "constant"], "gp_kernel": "process", "importance_repeats": 1}
+    config = load_config(make_campaign(tmp_path, models=models))
+    kernels = [make_candidate(config, config.targets[0], k).settings().get("kernel") for k in ("gp", "gp-onehot")]
+    assert kernels == [None, "process"]  # the categorical-kernel GP keeps its own
+    (campaign,) = _campaigns(config, [12])
+    fitted, _ = select_models(campaign)
+    explorers = fitted.explorers.values()
+    assert explorers and all(type(m.model_.covar_module) is ProcessKernel for m in explorers)  # gp-onehot
+    for model in [*fitted.surrogates.values(), *explorers]:
+        again = surrogate_from_json(model.to_json())
+        assert again.settings() == model.settings()
+        if model.kind == "gp" and model.featurizer.mode != "codes":
+            assert type(again.model_.covar_module) is ProcessKernel and again.kernel == "process"

@@ -41,6 +41,7 @@ def _models():
     return {
         "gp": GPSurrogate(CODES, scale_floor=5, noise_floor=0.5),
         "gp-onehot": GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5),
+        "gp-process": GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, kernel="process"),
         "gbm": GBMSurrogate(
             ONEHOT, params=GBMParams(n_estimators=150, learning_rate=0.1, max_depth=3), n_members=8, noise_floor=0.5
         ),
@@ -257,10 +258,12 @@ def test_k_fold_scores_only_as_many_folds_as_the_held_out_budget_needs():
     assert len(cv_splits(12, 5, 1, 0, 20, max_scored=2)) == 12  # leave-one-out is never cut
 
 
-def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient():
+@pytest.mark.parametrize("kernel", ["rbf", "process", "process-fixed-share"])
+def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient(kernel):
     """The NumPy closure kiln fits one-hot and descriptor GPs with gives GPyTorch's objective and autograd gradient
     (random hyper-parameters, censored-free data, noise at its floor and above), the same fitted optimum, and
-    steps aside (``None``) for a model it does not cover."""
+    steps aside (``None``) for a model it does not cover; for the default kernel and the process kernel, whose
+    share is learned or fixed."""
     from botorch.optim.closures import get_loss_closure_with_grads
     from botorch.optim.utils import get_parameters_and_bounds
     from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -271,12 +274,18 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient():
     frame = _frame(17, 21)
     y = _truth(frame) + np.random.default_rng(6).normal(0, 1.0, len(frame))
     X = ENC.encode(frame)
-    gp = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5)
+    kind = "rbf" if kernel == "rbf" else "process"
+    gp = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, kernel=kind)
     for noise in ("floor", 0.3):
         model = gp._build(X, y)
         mll = ExactMarginalLogLikelihood(model.likelihood, model).train()
+        rbfs = [model.covar_module] if kind == "rbf" else [model.covar_module.full, model.covar_module.process]
         with torch.no_grad():
-            model.covar_module.raw_lengthscale.uniform_(0.1, 3.0)
+            for rbf in rbfs:
+                rbf.raw_lengthscale.uniform_(0.1, 3.0)
+            if kind == "process":
+                model.covar_module.raw_weight.fill_(0.3)
+                model.covar_module.raw_weight.requires_grad_(kernel == "process")
             model.mean_module.raw_constant.fill_(0.4)
             raw = model.likelihood.noise_covar.raw_noise
             raw.fill_(
@@ -290,19 +299,55 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient():
         np.testing.assert_allclose(grad, torch.cat([w.reshape(-1) for w in want_grads]).numpy(), rtol=1e-9, atol=1e-12)
         x = closure.state  # the optimizer's vector: read at it, not at the parameters
         with torch.no_grad():
-            model.covar_module.raw_lengthscale.mul_(2.0)
+            rbfs[0].raw_lengthscale.mul_(2.0)
         np.testing.assert_array_equal(closure(x)[1], grad)
         bad_value, bad_grad = closure(np.full_like(x, np.nan))  # as BoTorch's closure: NaN, not an exception
         assert np.isnan(bad_value) and np.isnan(bad_grad).all()
-    fast = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5).fit(X, y)
-    slow = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5)
+    if kernel == "process-fixed-share":
+        return
+    fast = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, kernel=kind).fit(X, y)
+    slow = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, kernel=kind)
     slow.model_ = slow._build(X, y)
     from botorch.fit import fit_gpytorch_mll
 
     fit_gpytorch_mll(ExactMarginalLogLikelihood(slow.model_.likelihood, slow.model_))
-    assert abs(_mll(fast) - _mll(slow)) < 1e-6  # same optimum (per-row log likelihood)
+    assert abs(_mll(fast) - _mll(slow)) < (1e-6 if kind == "rbf" else 1e-5)  # same optimum (per-row log likelihood)
     mixed = GPSurrogate(CODES, scale_floor=5)._build(X, y)  # MixedSingleTaskGP: BoTorch's own closure
     assert fast_closure(ExactMarginalLogLikelihood(mixed.likelihood, mixed)) is None
+
+
+def _shared_or_not(frame: pd.DataFrame, shared: bool) -> np.ndarray:
+    """A peak in ``t`` that category ``b`` shares with ``a`` (shifted down by 5), or turns into a dip."""
+    peak = 40 * np.exp(-(((frame.t.to_numpy() - 600) / 150) ** 2))
+    return np.where(frame.c == "a", peak, peak - 5 if shared else -peak)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_process_kernel_carries_the_conditions_to_a_category_not_tried_there(shared):
+    """Category ``b`` measured only below 500 C, ``a`` everywhere: where ``b`` shares ``a``'s broad peak, the process
+    kernel predicts it at 560-640 C from ``a``'s rows (the default kernel cannot), and gives its shared half the
+    largest share; where ``b``'s response is the opposite, the smallest, and predicts no worse than the default."""
+    rng = np.random.default_rng(5)
+    t_a, t_b = np.linspace(400, 800, 14), rng.uniform(400, 500, 6)
+    train = pd.DataFrame({"t": np.r_[t_a, t_b], "c": ["a"] * 14 + ["b"] * 6, "x": rng.uniform(0, 1, 20)})
+    y = _shared_or_not(train, shared) + rng.normal(0, 0.5, len(train))
+    test = pd.DataFrame({"t": np.linspace(560, 640, 9), "c": "b", "x": 0.5})
+    errors, weights = {}, {}
+    for kernel in ("rbf", "process"):
+        torch.manual_seed(0)
+        model = GPSurrogate(ONEHOT, scale_floor=5, noise_floor=0.5, kernel=kernel).fit(ENC.encode(train), y)
+        mean = model.predict(ENC.encode(test))[0]
+        errors[kernel] = float(np.sqrt(np.mean((mean - _shared_or_not(test, shared)) ** 2)))
+        weights[kernel] = model.hyperparameters().get("covar_module.weight")
+    if shared:
+        assert errors["process"] < 0.5 * errors["rbf"] and weights["process"] > 0.45, (errors, weights)
+    else:
+        assert errors["process"] < 1.1 * errors["rbf"] and weights["process"] < 0.1, (errors, weights)
+    assert weights["rbf"] is None
+    with pytest.raises(ValueError, match="one-hot or descriptor"):
+        GPSurrogate(CODES, kernel="process")
+    with pytest.raises(ValueError, match="kernel"):
+        GPSurrogate(ONEHOT, kernel="matern")
 
 
 def test_forest_loads_the_scikit_learn_trees_earlier_model_files_hold():
@@ -335,7 +380,7 @@ def test_forest_loads_the_scikit_learn_trees_earlier_model_files_hold():
     np.testing.assert_allclose(Forest.from_json(doc).predict(X[:9]), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm"])
+@pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gp-process", "gbm"])
 def test_save_load_through_json_gives_same_predictions(kind):
     torch.manual_seed(0)
     train = _frame(15, 5)
@@ -476,7 +521,7 @@ def test_permutation_importance_finds_the_input_that_matters():
     assert imp["t"]["mean"] > 10 * max(imp["c"]["mean"], imp["x"]["mean"], 1e-3)
 
 
-@pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gbm", "constant"])
+@pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gp-process", "gbm", "constant"])
 def test_marginals_are_the_posterior_diagonal(kind):
     """``marginal`` (what the acquisition scores candidates with) equals the mean and variance of ``mvn`` at
     each point, whatever the model."""
@@ -495,7 +540,7 @@ def test_marginals_are_the_posterior_diagonal(kind):
     assert joint_mean.shape == (12, 2) and torch.equal(joint_var[:, 1], var)
 
 
-@pytest.mark.parametrize("kind", ["gp", "gp-onehot"])
+@pytest.mark.parametrize("kind", ["gp", "gp-onehot", "gp-process"])
 def test_gp_predictions_and_draws_from_the_cached_factor_are_gpytorchs(kind):
     """A GP's predictions (observation noise included) and its Thompson draws come from the Cholesky factor cached
     once per model, not from GPyTorch's posterior: the same numbers to rounding, for a categorical kernel too."""
