@@ -295,7 +295,7 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient(kernel):
         want_value, want_grads = get_loss_closure_with_grads(mll, parameters=params)()
         closure = fast_closure(mll)
         value, grad = closure()
-        np.testing.assert_allclose(value, float(want_value), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(value, float(want_value.detach()), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(grad, torch.cat([w.reshape(-1) for w in want_grads]).numpy(), rtol=1e-9, atol=1e-12)
         x = closure.state  # the optimizer's vector: read at it, not at the parameters
         with torch.no_grad():
