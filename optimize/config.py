@@ -294,8 +294,8 @@ class ModelSettings(_Frozen):
     gp_fit_rows: int | None = Field(default=256, ge=16)
     # The kernel of the GPs on one-hot and descriptor features: rbf, BoTorch's default ARD RBF; process, that plus
     # an ARD RBF on the continuous inputs alone with a learned share of at most half, so what the process conditions
-    # do carries to categorical choices not tried there yet. In the virtual-lab loop 241 of 300 runs reached 80 % of
-    # the best hypervolume after 32 experiments against 210 (surrogate/process_kernel.py, benchmarks/README.md).
+    # do carries to categorical choices not tried there yet. In the virtual-lab loop 414 of 500 runs reached 80 % of
+    # the best hypervolume after 32 experiments against 344 (surrogate/process_kernel.py, benchmarks/README.md).
     gp_kernel: Literal["rbf", "process"] = "process"
     tuning_trials: int = Field(default=20, ge=1, le=1000)
     gbm_members: int = Field(default=8, ge=2, le=200)

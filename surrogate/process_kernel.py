@@ -14,8 +14,8 @@ choices change everything turns the shared half down, and it never explains more
 categorical inputs then hardly mattered to the model, and the loop did no better than with the default kernel.) Both
 halves keep BoTorch's dimension-scaled length-scale priors (Hvarfner et al. 2024) and bounds.
 
-Measured in the virtual-lab loop (GP models, 8 Sobol recipes then 6 batches of 4, 300 seeds): 241 runs reached 80 %
-of the best hypervolume after 32 experiments against 210 with the default kernel; on the three public tables (30
+Measured in the virtual-lab loop (GP models, 8 Sobol recipes then 6 batches of 4, 500 seeds): 414 runs reached 80 %
+of the best hypervolume after 32 experiments against 344 with the default kernel; on the three public tables (30
 seeds each) 87 of 90 against 85 (benchmarks/README.md, "A kernel that shares the process conditions").
 """
 

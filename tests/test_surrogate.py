@@ -344,6 +344,12 @@ def test_the_process_kernel_carries_the_conditions_to_a_category_not_tried_there
     else:
         assert errors["process"] < 1.1 * errors["rbf"] and weights["process"] < 0.1, (errors, weights)
     assert weights["rbf"] is None
+    from gpytorch.kernels import RBFKernel
+
+    for column, feature in (("t", ENC.features[0]), ("c", ENC.features[1])):  # nothing to share, or nothing to share by
+        encoder = Encoder((feature,))
+        gp = GPSurrogate(Featurizer(encoder, "onehot"), scale_floor=5, kernel="process")
+        assert type(gp._build(encoder.encode(train[[column]]), y).covar_module) is RBFKernel
     with pytest.raises(ValueError, match="one-hot or descriptor"):
         GPSurrogate(CODES, kernel="process")
     with pytest.raises(ValueError, match="kernel"):
