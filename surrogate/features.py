@@ -109,9 +109,9 @@ class Featurizer:
 
     @property
     def continuous_columns(self) -> list[int]:
-        """Output columns that pass a continuous input through (all of them in ``codes`` mode)."""
+        """Output columns that pass a continuous input through (what the process kernel's shared half sees)."""
         out, col = [], 0
-        for j, table, names in self._blocks():
+        for j, _, names in self._blocks():
             if isinstance(self.encoder.features[j], ContinuousFeature):
                 out.append(col)
             col += len(names)
