@@ -102,9 +102,12 @@ def fast_closure(mll: Any) -> NumpyMLLClosure | None:
             return None
     if noise.raw_noise_constraint.enforced or noise.raw_noise.numel() != 1:
         return None
-    prior_keys = {"likelihood.noise_covar.noise_prior": "s"}
-    prior_keys.update({f"covar_module.{'full.' if process else ''}lengthscale_prior": "l"})
-    prior_keys.update({"covar_module.process.lengthscale_prior": "m"} if process else {})
+    full = "covar_module.full." if process else "covar_module."
+    prior_keys = {
+        f"{full}lengthscale_prior": "l",
+        "covar_module.process.lengthscale_prior": "m",
+        "likelihood.noise_covar.noise_prior": "s",
+    }
     priors: dict[str, tuple[float, float, float]] = {}
     for name, _, prior, _, _ in model.named_priors():
         shape = _lognormal(prior)
@@ -160,6 +163,7 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         self._slices = {k: slice(int(a), int(b)) for k, a, b in zip(order, bounds[:-1], bounds[1:])}
         self._Xc, self._XcXc, self._y, self._priors = Xc, Xc * Xc, y, priors
         self._Xp = None if process_dims is None else Xc[:, process_dims]
+        self._XpXp = None if self._Xp is None else self._Xp * self._Xp
         self._weight = weight  # the shared half's share when it is not learned
         self._eye = np.eye(len(y))
 
@@ -202,7 +206,7 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         gradient[sl["s"]] = 0.5 * float(np.trace(W))
         gradient[sl["l"]] = _d_lengthscales(W * K1 * (1.0 - w), self._Xc, self._XcXc, ls)
         if self._Xp is not None:
-            gradient[sl["m"]] = _d_lengthscales(W * K2 * w, self._Xp, self._Xp * self._Xp, ms)
+            gradient[sl["m"]] = _d_lengthscales(W * K2 * w, self._Xp, self._XpXp, ms)
             if "w" in sl:
                 gradient[sl["w"]] = 0.5 * float((W * (K2 - K1)).sum())
         for key in ("l", "m", "s"):

@@ -158,8 +158,8 @@ class GPSurrogate(Surrogate):
         cat_dims = self.featurizer.cat_dims
         if cat_dims:
             return MixedSingleTaskGP(F, Y, cat_dims=cat_dims, outcome_transform=tf, likelihood=lik)
-        process = self.featurizer.continuous_columns
-        if self.kernel == "process" and 0 < len(process) < F.shape[-1]:
+        process = self.featurizer.continuous_columns if self.kernel == "process" else []
+        if 0 < len(process) < F.shape[-1]:
             kernel = ProcessKernel(F.shape[-1], process)
             return SingleTaskGP(F, Y, covar_module=kernel, outcome_transform=tf, likelihood=lik)
         return SingleTaskGP(F, Y, outcome_transform=tf, likelihood=lik)
