@@ -218,9 +218,11 @@ class GPSurrogate(Surrogate):
             self._apply_init(model)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         closure = fast_closure(mll)  # the same objective without PyTorch's per-operation overhead
+        # ... searched over the logarithms of the length-scales and the noise (its bounds on that vector)
+        options = None if closure is None else {"bounds": closure.bounds}
         with warnings.catch_warnings(), gpsettings.cholesky_jitter(double_value=jitter):
             warnings.simplefilter("ignore", InputDataWarning)
-            fit_gpytorch_mll(mll, closure=closure)
+            fit_gpytorch_mll(mll, closure=closure, optimizer_kwargs=options)
         return model.eval()
 
     def _imputer(self) -> GPSurrogate:

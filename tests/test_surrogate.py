@@ -296,7 +296,13 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient(kernel):
         closure = fast_closure(mll)
         value, grad = closure()
         np.testing.assert_allclose(value, float(want_value.detach()), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(grad, torch.cat([w.reshape(-1) for w in want_grads]).numpy(), rtol=1e-9, atol=1e-12)
+        # the optimizer's vector holds the length-scales and the noise as logarithms: d/dz = x d/dx
+        theta = torch.cat([p.detach().reshape(-1) for p in params.values()]).numpy()
+        logged = closure.log_scaled
+        assert logged.sum() == theta.size - 1 - (kernel == "process")  # all but the mean (and the share)
+        np.testing.assert_allclose(closure.state, np.where(logged, np.log(np.where(logged, theta, 1)), theta))
+        want = torch.cat([w.reshape(-1) for w in want_grads]).numpy() * np.where(logged, theta, 1.0)
+        np.testing.assert_allclose(grad, want, rtol=1e-9, atol=1e-12)
         x = closure.state  # the optimizer's vector: read at it, not at the parameters
         with torch.no_grad():
             rbfs[0].raw_lengthscale.mul_(2.0)
@@ -317,9 +323,9 @@ def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient(kernel):
 
 
 def _shared_or_not(frame: pd.DataFrame, shared: bool) -> np.ndarray:
-    """A peak in ``t`` that category ``b`` shares with ``a`` (shifted down by 5), or turns into a dip."""
+    """A peak in ``t`` that category ``b`` shares with ``a`` at a level of its own (10 lower), or turns into a dip."""
     peak = 40 * np.exp(-(((frame.t.to_numpy() - 600) / 150) ** 2))
-    return np.where(frame.c == "a", peak, peak - 5 if shared else -peak)
+    return np.where(frame.c == "a", peak, peak - 10 if shared else -peak)
 
 
 @pytest.mark.parametrize("shared", [True, False])
