@@ -176,7 +176,7 @@ class NumpyMLLClosure(NdarrayOptimizationClosure):
         self._XpXp = None if self._Xp is None else self._Xp * self._Xp
         self._weight = weight  # the shared half's share when it is not learned
         self._eye = np.eye(len(y))
-        # the length-scales and the noise are searched as logarithms: which entries of the vector are
+        # which entries of the vector are logarithms: the length-scales' and the noise's
         logged = {"l", "m", "s"}
         self.log_scaled = np.concatenate([np.full(n, k in logged) for k, n in zip(order, sizes)])
         lower = {name: (bounds or {}).get(name, (None, None))[0] for name, k in zip(parameters, order) if k in logged}

@@ -260,8 +260,9 @@ def test_k_fold_scores_only_as_many_folds_as_the_held_out_budget_needs():
 
 @pytest.mark.parametrize("kernel", ["rbf", "process", "process-fixed-share"])
 def test_fast_marginal_likelihood_equals_gpytorchs_value_and_gradient(kernel):
-    """The NumPy closure kiln fits one-hot and descriptor GPs with gives GPyTorch's objective and autograd gradient
-    (random hyper-parameters, censored-free data, noise at its floor and above), the same fitted optimum, and
+    """The NumPy closure kiln fits one-hot and descriptor GPs with gives GPyTorch's objective and autograd gradient,
+    the latter in the logarithms of the length-scales and the noise that its vector holds (random hyper-parameters,
+    censored-free data, noise at its floor and above), the same fitted optimum as BoTorch's own search, and
     steps aside (``None``) for a model it does not cover; for the default kernel and the process kernel, whose
     share is learned or fixed."""
     from botorch.optim.closures import get_loss_closure_with_grads
