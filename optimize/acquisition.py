@@ -145,6 +145,27 @@ def _evaluate(acqf, X: Tensor) -> Tensor:
         return torch.cat([acqf(X[i : i + _EVAL_CHUNK].unsqueeze(-2)) for i in range(0, len(X), _EVAL_CHUNK)])
 
 
+def _lazy_argmax(acqf, X: Tensor, bound: Tensor) -> tuple[int, Tensor]:
+    """The row of ``X`` (``n x d``) with the highest acquisition value, given upper bounds on those values
+    (``bound``, ``n``; ``inf`` where there is none), and the bounds tightened by every value computed (``n``).
+
+    Rows are evaluated best bound first, ``_EVAL_CHUNK`` at a time, until the best value found is at least the next
+    bound: no row left can beat it, so the row is the one a full evaluation picks (lazy greedy, Minoux 1978).
+    """
+    bound = bound.clone()
+    order = torch.argsort(bound, descending=True, stable=True)
+    best = None
+    for start in range(0, len(order), _EVAL_CHUNK):
+        rows = order[start : start + _EVAL_CHUNK]
+        bound[rows] = _evaluate(acqf, X[rows])
+        top = rows[torch.argmax(bound[rows])]
+        best = top if best is None or bound[top] > bound[best] else best
+        rest = start + _EVAL_CHUNK
+        if rest >= len(order) or bound[best] >= bound[order[rest]]:
+            break
+    return int(best), bound
+
+
 def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tensor, seed: int):
     """``build(X_pending, step) -> acquisition function`` for the configured kind.
 
@@ -482,16 +503,20 @@ def _propose_from_pool(
     n_greedy = greedy_share(kind, n)
     chosen, values = [], []
     build = _acqf_builder(config, fitted, X_baseline, seed)
+    # qLogEHVI against a believed front: each pick joins the front, so with the same base samples no row's value can
+    # rise from one step to the next, and a step's values bound the next's (the lazy greedy of _lazy_argmax).
+    lazy = kind in ("qlogehvi", "portfolio")
+    cand = list(free)
+    bound = torch.full((len(cand),), torch.inf, dtype=torch.double)
     for step in range(n_greedy):
         pending = (
             torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
         )
-        acqf = build(pending, step)
-        cand = [i for i in free if i not in chosen]
-        v = _evaluate(acqf, X_pool[cand])
-        k = int(torch.argmax(v))
-        chosen.append(cand[k])
+        acqf = build(pending, 0 if lazy else step)
+        k, v = _lazy_argmax(acqf, X_pool[cand], bound if lazy else torch.full_like(bound, torch.inf))
+        chosen.append(cand.pop(k))
         values.append(float(v[k]))
+        bound = torch.cat([v[:k], v[k + 1 :]])
     X = X_pool[chosen].reshape(-1, d)
     if n_greedy < n:
         from optimize.explore import explore_batch
