@@ -8,8 +8,9 @@ Per run, in a temporary folder:
 
 1. ``first``: a new campaign holding only the 13 seed rows; ``kiln suggest -n 4`` (what ``make demo`` runs: it
    selects the models first);
-2. ``retrain``: the seed rows plus 100 virtual-lab experiments on random recipes (seed 0: cross-validation picks
-   gradient boosting for PLQY with the shipped config), ingested without retraining, then ``kiln retrain``;
+2. ``retrain``: the seed rows plus 100 virtual-lab experiments on random recipes (seed 0; cross-validation picked
+   gradient boosting for PLQY there until the process kernel, GPs for every target since: the document names the
+   models chosen), ingested without retraining, then ``kiln retrain``;
 3. ``suggest``: ``kiln suggest -n 8`` four times in a row, so 0, 8, 16 and 24 suggestions are pending (each
    call starts as the previous returns, while that one's tracking process still logs its run); then, on a
    copy of that campaign taken after the retrain, with ``kiln serve`` running it (this checkout only), four more:

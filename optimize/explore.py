@@ -67,7 +67,8 @@ def explore_batch(
         candidates: ``pick -> C x d`` candidate recipes for the ``pick``-th recipe.
         doubt: widen ``ucb`` by ``acquisition.explore_doubt``; off for the rows of a finite table, each a grid step
             or more from the tried ones, where the doubt is alike everywhere and only blunts the models'
-            own uncertainty (it lost seeds on both public tables: benchmarks/README.md).
+            own uncertainty (it lost seeds on both public tables; with the process kernel and log-scale fits it is
+            level over 100 seeds of each of the three: benchmarks/README.md, "Lazy pool picks").
     """
     from optimize.acquisition import objective_values, outcome_constraints
 
