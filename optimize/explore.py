@@ -94,6 +94,9 @@ def explore_batch(
         X = candidates(pick)
         taken = torch.cat([X_avoid.reshape(-1, d), *[c.unsqueeze(0) for c in chosen]])
         X = X[~_matches(X, taken)] if len(taken) else X
+        if pick == 0:  # a batch's first exploring recipe tries a category no recipe has, while there is one
+            new_level = untried_choices(fitted.encoder, X, taken)
+            X = X[new_level] if new_level.any() else X
         if len(X) == 0:
             raise RuntimeError("every candidate duplicates a measured or pending recipe; widen the search space")
         if settings.explore == "ucb":
@@ -115,6 +118,18 @@ def explore_batch(
         chosen.append(X[k])
         values.append(float(value[k]))
     return torch.stack(chosen), torch.tensor(values)
+
+
+def untried_choices(encoder, X: Tensor, tried: Tensor) -> Tensor:
+    """Which candidates (``N x d``) set some categorical input to a choice that no recipe of ``tried`` (``t x d``)
+    has: ``N`` booleans."""
+    out = torch.zeros(len(X), dtype=torch.bool)
+    for j in encoder.cat_dims:
+        seen = set(tried[:, j].round().long().tolist())
+        missing = [c for c in range(len(encoder.features[j].choices)) if c not in seen]
+        if missing:
+            out |= torch.isin(X[:, j].round().long(), torch.tensor(missing))
+    return out
 
 
 def optimistic(
