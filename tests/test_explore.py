@@ -212,3 +212,33 @@ def test_the_doubt_moves_the_continuous_search_and_leaves_a_table_alone(tmp_path
     assert free0[0].iloc[:2].equals(free1[0].iloc[:2])  # the qLogEHVI half does not see the doubt
     # the exploring half's chosen scalarized bounds are higher with the doubt (recipes may coincide)
     assert (free1[1].acquisition_values[2:] > free0[1].acquisition_values[2:]).all()
+
+
+def test_a_batch_explores_a_choice_no_recipe_has_yet(tmp_path):
+    """While a categorical input has a choice that no measured or pending recipe has, a batch's first exploring
+    recipe takes one (the best such candidate under its random weights); the batch's other picks are free. The "does
+    not apply" code (no addition without a carbonate) is not a choice."""
+    from optimize.acquisition import enumerate_combos
+    from optimize.explore import explore_batch, sobol_candidates, untried_choices
+
+    cfg, campaign, fitted = _fitted_lab(tmp_path, rows=16)
+    enc = fitted.encoder
+    X_measured = enc.encode(campaign.experiments[list(cfg.input_names)])
+    j = enc.names.index("carbonate")
+    cs = float(enc.features[j].code("Cs2CO3"))
+    pool = sobol_candidates(cfg, enc, enumerate_combos(cfg, enc), 64, seed=1)(0)
+    # one tried recipe under every combination but those with Cs2CO3: every other choice has been made
+    combos = {tuple(x[enc.cat_dims].tolist()): x for x in pool if x[j] != cs}
+    X_tried = torch.stack(list(combos.values()))
+    flagged = untried_choices(enc, pool, X_tried)
+    assert flagged.any() and torch.equal(flagged, pool[:, j] == cs)
+    assert not untried_choices(enc, pool, pool).any()
+    empty = torch.zeros(0, X_measured.shape[-1], dtype=torch.double)
+    firsts, others = [], []
+    for seed in range(4):
+        draw = sobol_candidates(cfg, enc, enumerate_combos(cfg, enc), 64, seed=seed)
+        X, _ = explore_batch(cfg, fitted, X_measured, empty, X_tried, 3, seed=seed, candidates=draw)
+        firsts.append(float(X[0, j]))
+        others += X[1:, j].tolist()
+    assert firsts == [cs] * 4
+    assert any(c != cs for c in others)
