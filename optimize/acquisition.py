@@ -508,16 +508,16 @@ def _propose_from_pool(
     # in tests/test_acquisition.py), and a step's values bound the next's: the lazy greedy of _lazy_argmax.
     lazy = kind in ("qlogehvi", "portfolio")
     cand = list(free)
-    bound = torch.full((len(cand),), torch.inf, dtype=torch.double)
+    bound = torch.full((len(cand),), torch.inf, dtype=torch.double)  # what the next step's values cannot exceed
     for step in range(n_greedy):
         pending = (
             torch.cat([X_pending, *[X_pool[i].unsqueeze(0) for i in chosen]]) if (len(X_pending) or chosen) else None
         )
         acqf = build(pending, 0 if lazy else step)
-        k, v = _lazy_argmax(acqf, X_pool[cand], bound if lazy else torch.full_like(bound, torch.inf))
+        k, v = _lazy_argmax(acqf, X_pool[cand], bound)
         chosen.append(cand.pop(k))
         values.append(float(v[k]))
-        bound = torch.cat([v[:k], v[k + 1 :]])
+        bound = torch.cat([v[:k], v[k + 1 :]]) if lazy else torch.full((len(cand),), torch.inf, dtype=torch.double)
     X = X_pool[chosen].reshape(-1, d)
     if n_greedy < n:
         from optimize.explore import explore_batch
