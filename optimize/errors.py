@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 
 class KilnError(Exception):
     """Base class of every error that is the user's to fix (bad file, bad config, bad option)."""
@@ -32,3 +34,9 @@ class DataError(KilnError):
             where += f", column {column!r}"
         shown = "" if value is None else f" (value {value!r})"
         super().__init__(f"{where}: {problem}{shown}. Fix: {fix}")
+
+    def __reduce__(self):
+        """Rebuilt from its fields, so it crosses a process boundary (a benchmark cell that fails in a worker
+        reports this error, not a broken process pool)."""
+        rebuild = partial(type(self), row=self.row, column=self.column, value=self.value)
+        return rebuild, (self.file, self.problem, self.fix)

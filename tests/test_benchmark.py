@@ -22,6 +22,8 @@ from optimize.benchmark import (
 )
 from optimize.cli import app
 from optimize.config import load_config
+from optimize.errors import DataError
+from optimize.parallel import fork_map
 from optimize.virtual_lab import VirtualLab
 from tests.conftest import make_campaign
 
@@ -243,6 +245,18 @@ def test_parallel_cells_equal_a_serial_run(gp_config):
     key = ["strategy", "seed", "batch", "n_experiments", "hypervolume", "feasible"]
     assert serial.frame()[key].equals(parallel.frame()[key])
     assert serial.best_hypervolume == parallel.best_hypervolume
+
+
+def _bad_batch(item: int) -> int:
+    if item == 1:
+        raise DataError("<oracle-seed1-batch2>", "PLQY must be a number", "report a number", row=3, column="plqy")
+    return item
+
+
+def test_an_error_in_a_worker_reaches_the_caller_as_itself():
+    """A cell that fails in a forked worker raises its own error, with file, row and column (not a broken pool)."""
+    with pytest.raises(DataError, match=r"<oracle-seed1-batch2>, row 3, column 'plqy': PLQY must be a number"):
+        fork_map(_bad_batch, [0, 1, 2], workers=2)
 
 
 @pytest.mark.parametrize("name, rows", [("suzuki_flow", 74), ("lnp_formulation", 768), ("direct_arylation", 1728)])
