@@ -11,7 +11,8 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 
 The acquisition (``acquisition.kind``) is ``portfolio`` by default: the first half of each batch by
-qLogEHVI against the posterior-mean front (pending recipes believed at their means), the rest by random
+qLogEHVI against the posterior-mean front (pending recipes believed at their means; or qLogNEHVI,
+``acquisition.exploit``), the rest by random
 Chebyshev scalarizations of an upper confidence bound (:mod:`optimize.explore`), which explores where the
 models are unsure; or qLogEHVI, qLogNEHVI or qLogNParEGO for the whole batch. All run on the per-target surrogates
 of ``FittedModels.acquisition_surrogates`` (``models.explore_with``'s GP, or the cross-validation winner when it is
@@ -189,7 +190,8 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     def sampler(step: int) -> SobolQMCNormalSampler:
         return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
 
-    if settings.kind in ("qlogehvi", "portfolio"):  # portfolio: its qLogEHVI half, and furnace batches
+    kind = settings.exploit if settings.kind == "portfolio" else settings.kind
+    if kind == "qlogehvi":  # also the portfolio's exploiting half, and its furnace batches
 
         def front(X: Tensor) -> Tensor:
             """Objective values (``k x m``) of the posterior means at ``X`` that meet every constraint."""
@@ -220,7 +222,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
                 **shared,
             )
 
-    elif settings.kind == "qlognehvi":
+    elif kind == "qlognehvi":
 
         def build(pending: Tensor | None, step: int):
             return qLogNoisyExpectedHypervolumeImprovement(
@@ -506,7 +508,7 @@ def _propose_from_pool(
     # qLogEHVI against a believed front: each pick joins the front, so with the same base samples no row's improvement
     # can rise from one step to the next (exactly for the hypervolume; qLogEHVI's smoothed one kept to it within 1e-9
     # in tests/test_acquisition.py), and a step's values bound the next's: the lazy greedy of _lazy_argmax.
-    lazy = kind in ("qlogehvi", "portfolio")
+    lazy = (config.acquisition.exploit if kind == "portfolio" else kind) == "qlogehvi"
     cand = list(free)
     bound = torch.full((len(cand),), torch.inf, dtype=torch.double)  # what the next step's values cannot exceed
     for step in range(n_greedy):

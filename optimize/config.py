@@ -245,6 +245,8 @@ class AcquisitionSettings(_Frozen):
 
     # portfolio: half of each batch by qLogEHVI, half by random scalarizations (see optimize.explore)
     kind: Literal["portfolio", "qlogehvi", "qlognehvi", "qlognparego"] = "portfolio"
+    # the portfolio's exploiting half: qLogEHVI against the believed front of posterior means, or noisy qLogNEHVI
+    exploit: Literal["qlogehvi", "qlognehvi"] = "qlogehvi"
     # the portfolio's exploring half scalarizes an upper confidence bound (ucb) or a posterior sample (thompson)
     explore: Literal["ucb", "thompson"] = "ucb"
     explore_beta: float = Field(default=1.0, ge=0, le=10)  # the bound's reach, in posterior standard deviations

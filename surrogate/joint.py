@@ -13,6 +13,8 @@ import torch
 from botorch.models.model import Model
 from botorch.posteriors import Posterior
 from botorch.posteriors.gpytorch import GPyTorchPosterior
+from botorch.sampling import SobolQMCNormalSampler
+from botorch.sampling.get_sampler import GetSampler
 from gpytorch.distributions import MultitaskMultivariateNormal
 from linear_operator.operators import DiagLinearOperator
 from torch import Tensor
@@ -112,6 +114,11 @@ class IndependentNormalPosterior(Posterior):
         return self._mean.shape
 
     @property
+    def batch_shape(self) -> torch.Size:
+        """The t-batch shape, before ``q x m`` (BoTorch's samplers extend base samples by it)."""
+        return self._mean.shape[:-2]
+
+    @property
     def batch_range(self) -> tuple[int, int]:
         return (0, -2)  # the t-batch dimensions, before q x m (as a multi-output GPyTorch posterior's)
 
@@ -128,3 +135,10 @@ class IndependentNormalPosterior(Posterior):
         shape = torch.Size([1]) if sample_shape is None else sample_shape
         base = torch.randn(shape + self._mean.shape, dtype=self.dtype, device=self.device)
         return self.rsample_from_base_samples(shape, base)
+
+
+@GetSampler.register(IndependentNormalPosterior)
+def _sampler(posterior: IndependentNormalPosterior, sample_shape: torch.Size, *, seed: int | None = None):
+    """Sobol normal base samples, as for the MVN this posterior stands in for (qLogNEHVI prunes a one-recipe
+    baseline with one)."""
+    return SobolQMCNormalSampler(sample_shape=sample_shape, seed=seed)

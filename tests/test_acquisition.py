@@ -181,3 +181,15 @@ def test_a_pool_pick_evaluates_only_the_rows_that_could_win(fitted_seed):
     assert sum(rows) < len(rest) / 2  # most rows are never evaluated at the second step
     seen = tightened != bound
     assert torch.allclose(tightened[seen], second[seen], rtol=1e-9, atol=1e-12)  # batched in other chunks
+
+
+@pytest.mark.parametrize("update", [{"kind": "qlognehvi"}, {"kind": "portfolio", "exploit": "qlognehvi"}])
+def test_noisy_ehvi_from_a_single_recipe(fitted_seed, update):
+    """qLogNEHVI on a one-recipe baseline (a new campaign's first, or a front pruned to one) with a recipe pending:
+    BoTorch samples that recipe alone, from a posterior of independent outputs, and extends those base samples by the
+    posterior's batch shape for the pending one."""
+    cfg, fitted, X = fitted_seed
+    cfg2 = cfg.model_copy(update={"acquisition": cfg.acquisition.model_copy(update=update)})
+    p = propose(cfg2, fitted, X[:1], X[1:2], 2, seed=0)
+    assert len(p.X) == 2 and np.isfinite(p.acquisition_values).all()
+    _check_valid(cfg2, recipes_frame(cfg2, fitted.encoder, p.X))
