@@ -27,7 +27,7 @@ baseline's (documents merged as above):
 Per problem and strategy, on the seeds both ran, after 32 experiments (``--at``): the seeds at or above 80 % of the
 best known hypervolume (``--level``) for each, how many the variant lifts to it and how many it drops below, the
 two-sided sign test of those (exact binomial), the mean and median of the differences and the two-sided Wilcoxon
-signed-rank test of them. Rows keep their own run's scale (see :func:`merged`): on a simulator, run both sides with
+signed-rank test of them, and each side's median and worst seed. Rows keep their own run's scale (see :func:`merged`): on a simulator, run both sides with
 the same seeds and strategies if differences of a few thousandths matter. ``--versus ax`` pairs every strategy of
 each problem with Ax's instead, on the seeds both ran (``kiln`` names kiln's own loop).
 """
@@ -170,6 +170,10 @@ def paired(base: list[dict], variant: list[dict], at: int = 32, level: float = 0
         "mean_difference": float(diff.mean()),
         "median_difference": float(np.median(diff)),
         "wilcoxon_p": float(wilcoxon(v, b).pvalue) if np.any(diff != 0) else 1.0,
+        "baseline_median": float(np.median(b)),
+        "variant_median": float(np.median(v)),
+        "baseline_worst": float(b.min()),
+        "variant_worst": float(v.min()),
     }
 
 
@@ -177,15 +181,17 @@ def _paired_table(pairs: list[tuple[str, str, list[dict], list[dict]]], at: int,
     """Markdown rows of :func:`paired` for (problem, label, baseline rows, variant rows)."""
     lines = [
         f"| problem | strategy | seeds | >= {level:g} after {at}: baseline / variant | lifted / dropped | sign test p "
-        "| difference: mean / median | Wilcoxon p |",
-        "|---|---|---:|---|---|---:|---|---:|",
+        "| difference: mean / median | Wilcoxon p | median: baseline -> variant | worst: baseline -> variant |",
+        "|---|---|---:|---|---|---:|---|---:|---|---|",
     ]
     for problem, label, base, variant in pairs:
         p = paired(base, variant, at, level)
         lines.append(
             f"| {problem} | {label} | {p['seeds']} | {p['baseline_reached']} / {p['variant_reached']} | "
             f"{p['lifted']} / {p['dropped']} | {p['sign_test_p']:.2f} | "
-            f"{p['mean_difference']:+.3f} / {p['median_difference']:+.3f} | {p['wilcoxon_p']:.2f} |"
+            f"{p['mean_difference']:+.3f} / {p['median_difference']:+.3f} | {p['wilcoxon_p']:.2f} | "
+            f"{p['baseline_median']:.3f} -> {p['variant_median']:.3f} | "
+            f"{p['baseline_worst']:.3f} -> {p['variant_worst']:.3f} |"
         )
     return "\n".join(lines)
 

@@ -63,6 +63,8 @@ def test_a_variant_is_paired_with_the_baseline_seed_by_seed(compare):
     assert (p["lifted"], p["dropped"]) == (6, 0)
     assert p["sign_test_p"] == pytest.approx(2 / 2**6)  # all 6 discordant seeds one way, two-sided
     assert p["mean_difference"] == pytest.approx((6 * 0.6 - 6 * 0.05) / 12)
+    assert (p["baseline_median"], p["variant_median"]) == (pytest.approx(0.625), pytest.approx(0.9))
+    assert (p["baseline_worst"], p["variant_worst"]) == (pytest.approx(0.3), pytest.approx(0.9))
 
     moved = _rows("botorch", {s: (0.95 if s < 3 else 0.3 if s < 9 else 0.95) for s in range(12)})
     p = compare.paired(base, moved)
@@ -96,6 +98,7 @@ def test_the_command_pairs_merged_documents(tmp_path):
     args = ["--baseline", str(paths["base_a"]), "--baseline", str(paths["base_b"]), str(paths["variant"])]
     out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True).stdout
     assert "| virtual_lab | kiln | 8 | 4 / 8 | 4 / 0 | 0.12 |" in out
+    assert "| 0.625 -> 0.900 | 0.300 -> 0.900 |" in out
 
     table = subprocess.run([sys.executable, script, str(paths["variant"])], capture_output=True, text=True, check=True)
     assert "| kiln | 8 | 0.10 / 0.10" in table.stdout
