@@ -27,8 +27,9 @@ baseline's (documents merged as above):
 Per problem and strategy, on the seeds both ran, after 32 experiments (``--at``): the seeds at or above 80 % of the
 best known hypervolume (``--level``) for each, how many the variant lifts to it and how many it drops below, the
 two-sided sign test of those (exact binomial), the mean and median of the differences and the two-sided Wilcoxon
-signed-rank test of them, and each side's median and worst seed. Rows keep their own run's scale (see :func:`merged`): on a simulator, run both sides with
-the same seeds and strategies if differences of a few thousandths matter. ``--versus ax`` pairs every strategy of
+signed-rank test of them, and each side's median and worst seed. Rows keep their own run's scale (see
+:func:`merged`): on a simulator, run both sides with the same seeds and strategies if differences of a few
+thousandths matter. ``--versus ax`` pairs every strategy of
 each problem with Ax's instead, on the seeds both ran (``kiln`` names kiln's own loop).
 """
 

@@ -10,10 +10,9 @@ dropped without carbonate), so rather than relaxing them we enumerate them:
 3. round to the configured steps, drop near-duplicates of measured, pending or already chosen recipes,
    keep the best; add it to the pending set and repeat for the next recipe (sequential greedy).
 
-The acquisition (``acquisition.kind``) is ``portfolio`` by default: the first half of each batch by
-qLogEHVI against the posterior-mean front (pending recipes believed at their means; or qLogNEHVI,
-``acquisition.exploit``), the rest by random
-Chebyshev scalarizations of an upper confidence bound (:mod:`optimize.explore`), which explores where the
+The acquisition (``acquisition.kind``) is ``portfolio`` by default: the first half of each batch by qLogEHVI against
+the posterior-mean front (pending recipes believed at their means; qLogNEHVI with ``acquisition.exploit``), the rest
+by random Chebyshev scalarizations of an upper confidence bound (:mod:`optimize.explore`), which explores where the
 models are unsure; or qLogEHVI, qLogNEHVI or qLogNParEGO for the whole batch. All run on the per-target surrogates
 of ``FittedModels.acquisition_surrogates`` (``models.explore_with``'s GP, or the cross-validation winner when it is
 unset), with minimized targets negated and a ``target`` objective scored as minus its distance from the goal.
@@ -175,7 +174,8 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     - ``qlogehvi``: EHVI against the front of the posterior means at the measured and pending recipes
       (pending ones "believed" at their predicted means): one box decomposition per step;
     - ``qlognparego``: a random Chebyshev scalarization per step (cheapest, least directed);
-    - ``portfolio``: ``qlogehvi`` for the half of each batch it chooses (:mod:`optimize.explore` the rest).
+    - ``portfolio``: ``acquisition.exploit`` (``qlogehvi`` or ``qlognehvi``) for the half of each batch it chooses
+      (:mod:`optimize.explore` the rest).
     """
     use_prebuilt_kernel()  # never BoTorch's compile at first use (optimize.kernels)
     settings = config.acquisition
