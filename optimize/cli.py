@@ -190,6 +190,14 @@ def suggest(
         cfg, title, [s["id"] for s in found], [s["inputs"] for s in found], cells, "predicted: mean ± std"
     ):
         Console().print(table)
+    # where cross-validation chose another model to predict with than the one the recipes were chosen with (a constant
+    # at a few rows predicts the same for every recipe), say so
+    headers, differ = {t.name: t.header for t in cfg.targets}, {}
+    for name, explores in doc.get("explored_with", {}).items():
+        if doc["models"][name] != explores:
+            differ.setdefault((doc["models"][name], explores), []).append(headers[name])
+    for (predicts, explores), names in differ.items():
+        Console().print(f"{', '.join(names)} predicted by {predicts}; suggested with {explores} (models.explore_with)")
     by = f"\nproposed by kiln serve at {url}" if url else ""
     seconds = doc["seconds"]["total"]
     _err(ctx).print(

@@ -173,6 +173,8 @@ class SuggestResult:
     ledger: Path
     seconds: dict[str, float] = field(default_factory=dict)
     models_data_version: str = ""  # the data the models were fitted on (older than data_version while retraining)
+    models: dict[str, str] = field(default_factory=dict)  # target -> chosen model, which predicts (as predict's)
+    explored_with: dict[str, str] = field(default_factory=dict)  # target -> the model the recipes were chosen with
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +183,8 @@ class SuggestResult:
             "strategy": self.strategy,
             "data_version": self.data_version,
             "models_data_version": self.models_data_version,
+            "models": self.models,
+            "explored_with": self.explored_with,
             "mlflow_run_id": self.mlflow_run_id,
             "template": str(self.template),
             "ledger": str(self.ledger),
@@ -277,6 +281,8 @@ def suggest(
         ledger_path,
         seconds,
         fitted.data_version,
+        {t: r.chosen for t, r in fitted.reports.items()},
+        {t: r.explorer or r.chosen for t, r in fitted.reports.items()},
     )
 
 
