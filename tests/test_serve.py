@@ -91,6 +91,7 @@ def test_suggest_ingest_predict_history_through_http(served):
     w, base = auth(tokens["write"]), f"{server.url}/campaigns/{NAME}"
     got = httpx.post(base + "/suggestions", json={"n": 2, "seed": 0}, headers=w, timeout=600).json()
     assert len(got["suggestions"]) == 2 and got["models_data_version"] == got["data_version"]
+    assert set(got["models"]) == set(got["explored_with"]) == set(got["suggestions"][0]["predicted"])  # per target
     # the suggestion's MLflow run is logged after the answer, in the server's logging process
     from mlflow.tracking import MlflowClient
 
