@@ -501,6 +501,7 @@ class BenchmarkResult:
     best_hypervolume: float  # of the best known front (dense design / whole pool + all tried), normalized units
     mlflow_run_id: str | None = None
     summary: list[dict[str, Any]] = field(default_factory=list)
+    loop: dict[str, Any] = field(default_factory=dict)  # kiln's loop: the config's acquisition and models settings
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
@@ -513,6 +514,7 @@ class BenchmarkResult:
             "results": self.rows,
             "summary": self.summary,
             "mlflow_run_id": self.mlflow_run_id,
+            "loop": self.loop,
         }
 
 
@@ -699,7 +701,8 @@ def run_benchmark(
         )
     for r in rows:
         r["hypervolume"] /= hv_best
-    return BenchmarkResult(problem.name, settings, rows, hv_best, None, summarize(rows))
+    loop = {"acquisition": cfg.acquisition.model_dump(mode="json"), "models": cfg.models.model_dump(mode="json")}
+    return BenchmarkResult(problem.name, settings, rows, hv_best, None, summarize(rows), loop)
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

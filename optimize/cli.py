@@ -373,6 +373,14 @@ def benchmark(
             " winner) [default: the config's models.explore_with]"
         ),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="SECTION.KEY=VALUE: an acquisition or models setting of kiln's loop instead of the config's, the value"
+            " read as YAML (repeat; e.g. --set acquisition.kind=qlognehvi --set acquisition.mc_samples=64)",
+        ),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     format: FormatOpt = Format.table,
 ) -> None:
@@ -380,7 +388,7 @@ def benchmark(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from optimize.benchmark import BenchmarkSettings, experiments_to_reach
-    from optimize.config import with_models
+    from optimize.config import parse_settings, with_models, with_settings
     from optimize.parallel import default_workers
     from optimize.service import benchmark as run_benchmark
 
@@ -388,6 +396,8 @@ def benchmark(
     if models or explore_with:
         candidates = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
         cfg = _run(with_models, cfg, candidates, explore_with)
+    if set_:
+        cfg = _run(with_settings, cfg, _run(parse_settings, set_))
     names = tuple(s.strip() for s in strategies.split(",") if s.strip())
     settings = _run(
         BenchmarkSettings, names, tuple(range(first_seed, first_seed + seeds)), initial, batches, batch_size

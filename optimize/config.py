@@ -496,24 +496,57 @@ def _hint(name: str, options: dict | list | tuple) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def parse_settings(texts: list[str]) -> dict[str, object]:
+    """``["acquisition.kind=qlognehvi", "acquisition.mc_samples=64"]`` -> ``{"acquisition.kind": "qlognehvi",
+    "acquisition.mc_samples": 64}``: each value read as YAML (numbers, ``null``, ``[a, b]``)."""
+    out: dict[str, object] = {}
+    for text in texts:
+        name, eq, value = text.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"--set {text}: give SECTION.KEY=VALUE, e.g. --set acquisition.kind=qlognehvi")
+        try:
+            out[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {text}: the value is not YAML ({e.problem})") from None
+    return out
+
+
+def with_settings(config: CampaignConfig, assignments: dict[str, object], given: str | None = None) -> CampaignConfig:
+    """The config with ``SECTION.KEY`` settings of its ``acquisition`` or ``models`` replaced (``kiln benchmark
+    --set acquisition.kind=qlognehvi``), validated as if read from YAML.
+
+    Raises:
+        ConfigError: naming the config, the assignments (``given``, else ``--set ...``) and what is wrong.
+    """
+    where = config.source_path or config.name
+    given = given or " ".join(f"--set {k}={v}" for k, v in assignments.items())
+    sections = {"acquisition": config.acquisition.model_dump(), "models": config.models.model_dump()}
+    for name, value in assignments.items():
+        section, _, key = name.partition(".")
+        if section not in sections or not key:
+            raise ConfigError(f"{where}: --set {name}: give acquisition.KEY or models.KEY")
+        if key not in sections[section]:
+            raise ConfigError(f"{where}: --set {name}: {section} has no {key!r}{_hint(key, sections[section])}")
+        sections[section][key] = value
+    try:
+        return CampaignConfig.model_validate({**config.model_dump(), **sections, "source_path": config.source_path})
+    except ValidationError as e:
+        error = e.errors()[0]
+        raise ConfigError(f"{where}: {given}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+
+
 def with_models(config: CampaignConfig, candidates: tuple[str, ...] | None, explore_with: str | None) -> CampaignConfig:
     """The config with other model candidates and/or another exploring model (``kiln benchmark --models``,
     ``--explore-with``; ``None``: the config's; ``explore_with="chosen"``: the cross-validation winner), validated
     as if read from YAML."""
-    models = config.models.model_dump()
+    assignments: dict[str, object] = {}
     if candidates is not None:
-        models["candidates"] = list(candidates)
+        assignments["models.candidates"] = list(candidates)
     if explore_with is not None:
-        models["explore_with"] = None if explore_with == "chosen" else explore_with
-    try:
-        return CampaignConfig.model_validate(
-            {**config.model_dump(), "models": models, "source_path": config.source_path}
-        )
-    except ValidationError as e:
-        where = config.source_path or config.name
-        given = [f"--models {','.join(candidates)}"] if candidates is not None else []
-        given += [f"--explore-with {explore_with}"] if explore_with is not None else []
-        raise ConfigError(f"{where}: {' '.join(given)}: {e.errors()[0]['msg']}") from None
+        assignments["models.explore_with"] = None if explore_with == "chosen" else explore_with
+    given = [f"--models {','.join(candidates)}"] if candidates is not None else []
+    given += [f"--explore-with {explore_with}"] if explore_with is not None else []
+    return with_settings(config, assignments, " ".join(given))
 
 
 def load_config(path: str | os.PathLike[str]) -> CampaignConfig:

@@ -273,8 +273,9 @@ def test_public_problems_load_and_run(name, rows):
     assert frame.hypervolume.between(0, 1).all() and frame.groupby("seed").hypervolume.is_monotonic_increasing.all()
 
 
-def test_cli_workers_and_models_options(tmp_path):
-    """--workers N gives the serial result; --models replaces the config's candidates (validated)."""
+def test_cli_workers_models_and_set_options(tmp_path):
+    """--workers N gives the serial result; --models replaces the config's candidates and --set any acquisition or
+    models setting (validated); the document says which settings kiln's loop ran with."""
     from tests.test_other_campaign import CONFIG
 
     cfg_path = tmp_path / "toy.yaml"
@@ -284,13 +285,26 @@ def test_cli_workers_and_models_options(tmp_path):
     common = ["benchmark", "--oracle", str(oracle), "--strategies", "random,botorch", "--seeds", "2", "--initial", "3"]
     common += ["--batches", "1", "--batch-size", "2", "--format", "json", "--config", str(cfg_path)]
     docs = []
+    chosen = ["--models", "gp-onehot", "--set", "acquisition.kind=qlognehvi", "--set", "acquisition.mc_samples=32"]
     for workers in ("1", "2"):
-        res = runner.invoke(app, [*common, "--workers", workers, "--models", "gp-onehot"])
+        res = runner.invoke(app, [*common, "--workers", workers, *chosen])
         assert res.exit_code == 0, res.stderr
         docs.append(json.loads(res.stdout))
     assert [r["hypervolume"] for r in docs[0]["results"]] == [r["hypervolume"] for r in docs[1]["results"]]
+    loop = docs[0]["loop"]
+    assert loop["models"]["candidates"] == ["gp-onehot"]
+    assert (loop["acquisition"]["kind"], loop["acquisition"]["mc_samples"]) == ("qlognehvi", 32)
     bad = runner.invoke(app, [*common, "--models", "gp-onehot,svm"])
     assert bad.exit_code == 2 and "--models gp-onehot,svm" in bad.stderr and "Traceback" not in bad.stderr
+    for wrong, said in {
+        "acquisition.kidn=qlognehvi": "did you mean 'kind'",
+        "acquisition.kind=nehvi": "acquisition.kind",
+        "acquisition.mc_samples=4": "mc_samples",
+        "targets.0.reference=1": "give acquisition.KEY or models.KEY",
+        "acquisition.kind": "give SECTION.KEY=VALUE",
+    }.items():
+        bad = runner.invoke(app, [*common, "--set", wrong])
+        assert bad.exit_code == 2 and said in bad.stderr and "Traceback" not in bad.stderr, (wrong, bad.stderr)
 
 
 def test_the_loop_explores_with_models_explore_with_whatever_cross_validation_chose(tmp_path):
