@@ -190,7 +190,7 @@ def _acqf_builder(config: CampaignConfig, fitted: FittedModels, X_baseline: Tens
     def sampler(step: int) -> SobolQMCNormalSampler:
         return SobolQMCNormalSampler(sample_shape=torch.Size([settings.mc_samples]), seed=seed + step)
 
-    kind = settings.exploit if settings.kind == "portfolio" else settings.kind
+    kind = settings.greedy_kind
     if kind == "qlogehvi":  # also the portfolio's exploiting half, and its furnace batches
 
         def front(X: Tensor) -> Tensor:
@@ -508,7 +508,7 @@ def _propose_from_pool(
     # qLogEHVI against a believed front: each pick joins the front, so with the same base samples no row's improvement
     # can rise from one step to the next (exactly for the hypervolume; qLogEHVI's smoothed one kept to it within 1e-9
     # in tests/test_acquisition.py), and a step's values bound the next's: the lazy greedy of _lazy_argmax.
-    lazy = (config.acquisition.exploit if kind == "portfolio" else kind) == "qlogehvi"
+    lazy = config.acquisition.greedy_kind == "qlogehvi"
     cand = list(free)
     bound = torch.full((len(cand),), torch.inf, dtype=torch.double)  # what the next step's values cannot exceed
     for step in range(n_greedy):

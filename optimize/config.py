@@ -262,6 +262,11 @@ class AcquisitionSettings(_Frozen):
     duplicate_tolerance: float = Field(default=0.02, ge=0, le=0.5)
     furnace: Furnace | None = None
 
+    @property
+    def greedy_kind(self) -> str:
+        """The acquisition the sequential greedy picks use: ``exploit`` for the portfolio's half, else ``kind``."""
+        return self.exploit if self.kind == "portfolio" else self.kind
+
 
 ModelCandidate = Literal["gp", "gp-onehot", "gp-descriptors", "gbm", "gbm-descriptors", "constant"]
 ExploreModel = Literal["gp", "gp-onehot", "gp-descriptors"]  # models whose uncertainty grows away from the data

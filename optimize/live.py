@@ -224,7 +224,7 @@ class LiveCampaign:
             "n_batches": len(campaign.batches),
             "models": {
                 "data_version": None if fitted is None else fitted.data_version,
-                "chosen": {} if fitted is None else {t: r.chosen for t, r in fitted.reports.items()},
+                "chosen": {} if fitted is None else fitted.chosen(),
             },
             "retrain": {"running": running, "queued": queued, "done": self.retrains, "last_error": self.last_error},
         }

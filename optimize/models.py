@@ -186,6 +186,14 @@ class FittedModels:
         models = [self.explorers.get(name, s) for name, s in self.surrogates.items()]
         return [*models, *([self.feasibility] if self.feasibility is not None else [])]
 
+    def chosen(self) -> dict[str, str]:
+        """Per target, the model cross-validation chose (it predicts and reports)."""
+        return {name: r.chosen for name, r in self.reports.items()}
+
+    def explored_with(self) -> dict[str, str]:
+        """Per target, the model the acquisition explores with (``models.explore_with``, else the chosen one)."""
+        return {name: r.explorer or r.chosen for name, r in self.reports.items()}
+
     def predict(self, recipes: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per target: predictive mean and std (``n`` each) at ``recipes`` (a row per recipe)."""
         X = self.encoder.encode(recipes)

@@ -281,8 +281,8 @@ def suggest(
         ledger_path,
         seconds,
         fitted.data_version,
-        {t: r.chosen for t, r in fitted.reports.items()},
-        {t: r.explorer or r.chosen for t, r in fitted.reports.items()},
+        fitted.chosen(),
+        fitted.explored_with(),
     )
 
 
@@ -367,9 +367,7 @@ def predict_data(
     campaign = load_campaign(config, parsed)
     fitted = models(campaign) if models else _models_for(config, campaign)
     inputs = recipes[[ID, *config.input_names]]
-    return PredictResult(
-        inputs, fitted.predict(inputs), {k: r.chosen for k, r in fitted.reports.items()}, fitted.data_version
-    )
+    return PredictResult(inputs, fitted.predict(inputs), fitted.chosen(), fitted.data_version)
 
 
 # ---- ingest ---------------------------------------------------------------------------------
